@@ -54,9 +54,7 @@ class Cell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
         if input_size < 1 or hidden_size < 1:
-            raise ConfigError(
-                f"cell sizes must be positive, got input_size={input_size}, hidden_size={hidden_size}"
-            )
+            raise ConfigError(f"cell sizes must be positive, got input_size={input_size}, hidden_size={hidden_size}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         g = self.num_gates * hidden_size

@@ -127,15 +127,12 @@ class Recurrent(nn.Module):
         like = self.cells[0].weight_hh
         shape = (self.num_layers * self.num_directions, batch_size, self.hidden_size)
         return tuple(
-            torch.zeros(shape, dtype=dtype or like.dtype, device=device or like.device)
-            for _ in self.state_names
+            torch.zeros(shape, dtype=dtype or like.dtype, device=device or like.device) for _ in self.state_names
         )
 
     # ------------------------------------------------------------------ forward paths
 
-    def forward(
-        self, x: Tensor, state: State | None = None, lengths: Tensor | None = None
-    ) -> tuple[Tensor, State]:
+    def forward(self, x: Tensor, state: State | None = None, lengths: Tensor | None = None) -> tuple[Tensor, State]:
         """(B, T, I) -> ((B, T, D*H), state); the fused kernel when the cells have one."""
         state, lengths = self._check(x, state, lengths)
         if not self.fused:
@@ -165,9 +162,7 @@ class Recurrent(nn.Module):
 
     def _check(self, x: Tensor, state: State | None, lengths: Tensor | None):
         if x.dim() != 3 or x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"expected input of shape (B, T, {self.input_size}), got {tuple(x.shape)}"
-            )
+            raise ValueError(f"expected input of shape (B, T, {self.input_size}), got {tuple(x.shape)}")
         batch, steps = x.shape[0], x.shape[1]
         if steps == 0:
             raise ValueError("expected at least one time step, got an input with T = 0")
@@ -382,9 +377,7 @@ def to_torch(rec: Recurrent) -> nn.RNNBase:
     if not rec.fused:
         raise ValueError("only the plain RNN, LSTM and GRU cells have a torch.nn counterpart")
     cell = rec.cells[0]
-    kwargs = dict(
-        num_layers=rec.num_layers, bidirectional=rec.bidirectional, dropout=rec.dropout, batch_first=True
-    )
+    kwargs = dict(num_layers=rec.num_layers, bidirectional=rec.bidirectional, dropout=rec.dropout, batch_first=True)
     if isinstance(cell, LSTMCell):
         module = nn.LSTM(rec.input_size, rec.hidden_size, **kwargs)
     elif isinstance(cell, GRUCell):

@@ -1,8 +1,8 @@
 """GRU in NumPy (gate order r, z, n, reset applied after the hidden product, as torch.nn.GRU), and its BPTT.
 
-    xr, xz, xn = split(W_ih x_t + b_ih)       hr, hz, hn = split(W_hh h_{t-1} + b_hh)
-    r = sigmoid(xr + hr)    z = sigmoid(xz + hz)    n = tanh(xn + r * hn)
-    h_t = (1 - z) * n + z * h_{t-1}
+xr, xz, xn = split(W_ih x_t + b_ih)       hr, hz, hn = split(W_hh h_{t-1} + b_hh)
+r = sigmoid(xr + hr)    z = sigmoid(xz + hz)    n = tanh(xn + r * hn)
+h_t = (1 - z) * n + z * h_{t-1}
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """LSTM in NumPy (gate order i, f, g, o, as torch.nn.LSTM), and its BPTT.
 
-    a_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh          split into a_i, a_f, a_g, a_o
-    i = sigmoid(a_i)   f = sigmoid(a_f)   g = tanh(a_g)   o = sigmoid(a_o)
-    c_t = f * c_{t-1} + i * g
-    h_t = o * tanh(c_t)
+a_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh          split into a_i, a_f, a_g, a_o
+i = sigmoid(a_i)   f = sigmoid(a_f)   g = tanh(a_g)   o = sigmoid(a_o)
+c_t = f * c_{t-1} + i * g
+h_t = o * tanh(c_t)
 """
 
 from __future__ import annotations

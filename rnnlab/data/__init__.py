@@ -1,0 +1,1 @@
+"""Data: reading text, character vocabularies, the bundled corpus, and batching."""
