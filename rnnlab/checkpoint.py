@@ -38,6 +38,8 @@ MODEL_FILE = "model.safetensors"
 TRAINER_FILE = "trainer.safetensors"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -49,6 +51,7 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

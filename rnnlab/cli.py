@@ -3,6 +3,7 @@
     rnnlab train [options]          train the character model (the bundled corpus by default)
     rnnlab sample RUN [options]     stream text from a trained model
     rnnlab eval RUN --text FILE     nats and bits per character on any UTF-8 file
+    rnnlab explain RUN              write the hidden-cell explorer page for a trained model
     rnnlab hello                    the classic "hello" toy, predictions before and after training
 
 Bad input ends with one line on stderr and exit code 2.
@@ -121,6 +122,21 @@ def build_parser() -> Parser:
     ev.add_argument("--text", metavar="FILE", required=True, help="UTF-8 text file to score")
     ev.set_defaults(func=cmd_eval)
 
+    ex = sub.add_parser(
+        "explain",
+        formatter_class=fmt,
+        help="write the hidden-cell explorer page for a character model",
+        description="Trace a trained character model over a text and write a self-contained HTML "
+        "page: the text coloured by any unit, units ranked by the text properties they "
+        "track, gate saturation plots.",
+    )
+    ex.add_argument("run", metavar="RUN", help="checkpoint folder")
+    ex.add_argument("--text", metavar="FILE", help="UTF-8 text to analyse (default: the run's validation text)")
+    ex.add_argument("--out", metavar="DIR", type=Path, help="folder for explorer.html (default: RUN)")
+    ex.add_argument("--chars", type=int, default=10_000, metavar="N", help="characters to analyse")
+    ex.add_argument("--shown", type=int, default=2_000, metavar="N", help="characters shown on the page")
+    ex.set_defaults(func=cmd_explain)
+
     hello = sub.add_parser("hello", formatter_class=fmt, help='the classic toy: learn "hell" -> "ello"')
     hello.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="rnn", help="recurrent cell")
     hello.add_argument("--hidden", type=int, default=8, metavar="N", help="hidden units")
@@ -216,7 +232,10 @@ def cmd_train_charlm(args) -> int:
         text = "".join(charlm.generate(run, "", args.sample_length, SamplingOptions(temperature=0.8), seed=0))
         atomic_write(Path(out) / "samples.txt", text.encode())
         print(f"--- sample (temperature 0.8) ---\n{text}\n---")
-    print(f"next: rnnlab sample {out} --prime 'ROMEO:'   |   rnnlab eval {out} --text FILE")
+    write_explorer(run, charlm.validation_text(run), Path(out), 10_000, 2_000)
+    print(
+        f"next: rnnlab sample {out} --prime 'ROMEO:'   |   rnnlab eval {out} --text FILE   |   open {out}/explorer.html"
+    )
     return 0
 
 
@@ -250,6 +269,30 @@ def cmd_eval(args) -> int:
         f"{args.text}: {score.chars:,} characters scored, {score.nats_per_char:.4f} nats/char, "
         f"{score.bits_per_char:.4f} bits/char"
     )
+    return 0
+
+
+def write_explorer(run, text: str, out_dir: Path, chars: int, shown: int) -> Path:
+    from rnnlab.viz.explorer import explain, write_page
+
+    if chars < 2 or shown < 1:
+        raise RnnlabError(f"--chars must be >= 2 and --shown >= 1, got {chars} and {shown}")
+    explanation = explain(run, text[:chars], shown=shown)
+    path = write_page(explanation, Path(out_dir) / "explorer.html")
+    print(f"wrote {path}: {len(text[:chars]):,} characters analysed; the units that track the text best:")
+    for prop in ("position in line", "inside quotes", "inside brackets", "all-caps line (speaker name)", "newline"):
+        d = explanation.best(prop)
+        if d is not None:
+            print(f"  {prop:30} layer {d.layer} {d.name:8} unit {d.unit:4}  r = {d.r:+.2f}")
+    return path
+
+
+def cmd_explain(args) -> int:
+    from rnnlab.data.text import read_text
+
+    run = charlm.load_run(args.run)
+    text = read_text(args.text) if args.text else charlm.validation_text(run)
+    write_explorer(run, text, args.out or Path(args.run), args.chars, args.shown)
     return 0
 
 

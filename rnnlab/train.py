@@ -12,6 +12,9 @@ Nothing here knows which cell or task it trains. It needs:
 * a ``describe()`` dict that goes into config.json beside the weights (the model config, the
   vocabulary...), enough to rebuild the model from the checkpoint.
 
+Besides the checkpoint, a run folder gets ``curves.png`` (loss, validation loss, gradient norm
+before clipping, learning rate) when training stops.
+
 Truncated BPTT: after each batch the carried state is detached (``detach_state``): the next
 batch starts from its value but gradients stop at the batch boundary. The state is reset to zeros
 when a batch says ``reset`` (a new epoch, whose rows start elsewhere in the stream).
@@ -44,6 +47,7 @@ from tqdm import tqdm
 from rnnlab import checkpoint
 from rnnlab.cells import State
 from rnnlab.errors import CheckpointError, ConfigError
+from rnnlab.viz.curves import plot_curves
 
 
 @dataclass(frozen=True)
@@ -288,6 +292,8 @@ class Trainer:
         if self._stop_signal is not None and (not self.rows or "val_loss" not in self.rows[-1]):
             self.save()
         bar.close()
+        if self.rows:
+            plot_curves(self.rows, self.run_dir / "curves.png", title=str(self.run_dir))
         return TrainResult(self.step, self.elapsed, self.last_eval, self.best_val, self._stop_signal)
 
     def _show(self, bar: tqdm, row: dict) -> None:

@@ -193,6 +193,19 @@ def load_run(path: str | Path) -> LMRun:
     return LMRun(ckpt.path, model.eval(), vocab, ckpt.config)
 
 
+def validation_text(run: LMRun) -> str:
+    """The held-out end of the text the run was trained on (read again from its source)."""
+    data = run.config.get("data", {})
+    try:
+        options = DataConfig(text=data.get("text"), val_fraction=data.get("val_fraction", 0.1))
+        text, source = load_text(options)
+    except DataError as e:
+        raise DataError(f"cannot read the run's training text again ({e}); pass a text file instead") from None
+    if text_digest(text) != data.get("text_sha256"):
+        raise DataError(f"{source} changed since {run.path} was trained; pass a text file instead")
+    return text[int(round(len(text) * (1 - options.val_fraction))) :]
+
+
 def generate(
     run: LMRun,
     prime: str = "",

@@ -1,0 +1,45 @@
+"""Training curves: loss and validation loss, gradient norm before clipping, learning rate -> PNG."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from rnnlab.checkpoint import atomic_write  # noqa: E402
+
+
+def plot_curves(rows: list[dict], path: str | Path, title: str = "") -> Path:
+    """Draw the rows of a run's metrics.csv (as the Trainer writes them) into a PNG."""
+    steps = [r["step"] for r in rows]
+    evals = [r for r in rows if r.get("val_loss") is not None]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
+    ax = axes[0]
+    ax.plot(steps, [r["loss"] for r in rows], lw=0.6, alpha=0.5, label="training batch")
+    if evals:
+        ax.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "o-", ms=3, label="validation")
+        best = min(evals, key=lambda r: r["val_loss"])
+        ax.set_title(f"loss (best validation {best['val_loss']:.3f} at step {best['step']})", fontsize=10)
+    ax.set_xlabel("step")
+    ax.set_ylabel("nats per token")
+    ax.set_ylim(top=min(max(r["loss"] for r in rows), 2 * min(r["loss"] for r in rows) + 1))
+    ax.legend()
+    ax = axes[1]
+    ax.semilogy(steps, [r["grad_norm"] for r in rows], lw=0.6)
+    ax.set_title("gradient norm before clipping", fontsize=10)
+    ax.set_xlabel("step")
+    ax = axes[2]
+    ax.plot(steps, [r["lr"] for r in rows])
+    ax.set_title("learning rate", fontsize=10)
+    ax.set_xlabel("step")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write(Path(path), buffer.getvalue())
+    return Path(path)
