@@ -24,10 +24,12 @@ RESULTS = ROOT / "benchmarks" / "results"
 CANDIDATES = {
     "h512_d0": ["--hidden", "512", "--dropout", "0"],
     "h512_d25": ["--hidden", "512", "--dropout", "0.25"],
-    "h768_d30": ["--hidden", "768", "--dropout", "0.3"],
-    "h384x2_d20": ["--hidden", "384", "--layers", "2", "--dropout", "0.2"],
-    "h512_d25_b64": ["--hidden", "512", "--dropout", "0.25", "--batch-size", "64", "--lr", "3e-3"],
-    "h512_d25_t256": ["--hidden", "512", "--dropout", "0.25", "--seq-len", "256"],
+    "h512_d10": ["--hidden", "512", "--dropout", "0.1"],
+    "h512_d0_lr3e-3": ["--hidden", "512", "--dropout", "0", "--lr", "3e-3"],
+    "h512_d0_b64": ["--hidden", "512", "--dropout", "0", "--batch-size", "64", "--lr", "3e-3"],
+    "h512_d0_t256": ["--hidden", "512", "--dropout", "0", "--seq-len", "256"],
+    "h768_d10": ["--hidden", "768", "--dropout", "0.1"],
+    "h384x2_d0": ["--hidden", "384", "--layers", "2", "--dropout", "0"],
 }
 
 

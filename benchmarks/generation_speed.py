@@ -53,8 +53,7 @@ def main() -> None:
     times = interleaved_medians({"rnnlab": ours, "nn.LSTM": bare_nn_lstm}, repeats=args.repeats, warmup=1)
     tps = {k: args.tokens / v for k, v in times.items()}
     print(
-        f"batch 1, LSTM H {args.hidden}, {args.tokens} tokens, median of {args.repeats}, "
-        f"{torch.get_num_threads()} threads"
+        f"batch 1, LSTM H {args.hidden}, {args.tokens} tokens, median of {args.repeats}, {torch.get_num_threads()} threads"
     )
     for k, v in tps.items():
         print(f"  {k:8} {v:8,.0f} tokens/s")

@@ -1,7 +1,8 @@
 """Checkpoints: a folder of safetensors and JSON, never pickle.
 
     RUN/
-      model.safetensors     the weights (torch.nn names: a Recurrent's weight_ih_l0 ...)
+      model.safetensors     the weights at the last step (torch.nn names: a Recurrent's weight_ih_l0 ...)
+      best.safetensors      the weights at the best evaluation (what eval, predict and sample use)
       config.json           format_version, kind (which task/model), the configs needed to rebuild
                             the model and go on training, the vocabulary, and the sha256 of each file
       trainer.safetensors   optimiser moments, RNG state, the carried hidden state; its header's
@@ -35,6 +36,7 @@ from rnnlab.errors import CheckpointError
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"
+BEST_FILE = "best.safetensors"
 TRAINER_FILE = "trainer.safetensors"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
@@ -79,6 +81,7 @@ def save(
     kind: str,
     config: dict,
     model_state: dict[str, Tensor],
+    best_state: dict[str, Tensor] | None = None,
     trainer_state: dict[str, Tensor] | None = None,
     trainer_meta: dict | None = None,
     metrics: list[dict] | None = None,
@@ -87,6 +90,8 @@ def save(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     blobs = {MODEL_FILE: tensors_to_bytes(model_state)}
+    if best_state is not None:
+        blobs[BEST_FILE] = tensors_to_bytes(best_state)
     if trainer_state is not None:
         blobs[TRAINER_FILE] = tensors_to_bytes(trainer_state, {"meta": json.dumps(trainer_meta or {})})
     if metrics is not None:
@@ -129,7 +134,12 @@ class Checkpoint:
         return tensors, metadata
 
     def model_state(self) -> dict[str, Tensor]:
+        """The weights at the last step."""
         return self.tensors(MODEL_FILE)[0]
+
+    def best_state(self) -> dict[str, Tensor]:
+        """The weights at the best evaluation, or the last ones if there was no evaluation."""
+        return self.tensors(BEST_FILE if BEST_FILE in self.config.get("files", {}) else MODEL_FILE)[0]
 
     def trainer_state(self) -> tuple[dict[str, Tensor], dict]:
         tensors, metadata = self.tensors(TRAINER_FILE)

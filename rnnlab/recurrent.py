@@ -126,9 +126,7 @@ class Recurrent(nn.Module):
         """Zeros: a tuple of (L*D, B, H), one per state name."""
         like = self.cells[0].weight_hh
         shape = (self.num_layers * self.num_directions, batch_size, self.hidden_size)
-        return tuple(
-            torch.zeros(shape, dtype=dtype or like.dtype, device=device or like.device) for _ in self.state_names
-        )
+        return tuple(torch.zeros(shape, dtype=dtype or like.dtype, device=device or like.device) for _ in self.state_names)
 
     # ------------------------------------------------------------------ forward paths
 
@@ -140,9 +138,7 @@ class Recurrent(nn.Module):
             return output, state
         return self._run_fused(x, state, lengths)
 
-    def forward_explicit(
-        self, x: Tensor, state: State | None = None, lengths: Tensor | None = None
-    ) -> tuple[Tensor, State]:
+    def forward_explicit(self, x: Tensor, state: State | None = None, lengths: Tensor | None = None) -> tuple[Tensor, State]:
         """Same contract as ``forward``, always through the Python loop over ``cell.recur``."""
         state, lengths = self._check(x, state, lengths)
         output, state, _ = self._run_explicit(x, state, lengths, record=False)
@@ -184,9 +180,7 @@ class Recurrent(nn.Module):
             if lengths.shape != (batch,):
                 raise ValueError(f"expected lengths of shape ({batch},), got {tuple(lengths.shape)}")
             if lengths.min() < 1 or lengths.max() > steps:
-                raise ValueError(
-                    f"lengths must lie in [1, {steps}], got min {int(lengths.min())} max {int(lengths.max())}"
-                )
+                raise ValueError(f"lengths must lie in [1, {steps}], got min {int(lengths.min())} max {int(lengths.max())}")
             if bool((lengths == steps).all()):
                 lengths = None  # nothing ragged: the unpacked kernels are faster
         return state, lengths
@@ -365,9 +359,7 @@ def from_torch(module: nn.RNNBase) -> Recurrent:
         def cell(i: int, h: int) -> Cell:
             return RNNCell(i, h, nonlinearity)
 
-    rec = Recurrent(
-        cell, module.input_size, module.hidden_size, module.num_layers, module.bidirectional, module.dropout
-    )
+    rec = Recurrent(cell, module.input_size, module.hidden_size, module.num_layers, module.bidirectional, module.dropout)
     rec.load_state_dict(module.state_dict())
     return rec
 

@@ -9,6 +9,8 @@ Nothing here knows which cell or task it trains. It needs:
   step, so a resumed run sees what an uninterrupted run would) and ``len()`` batches per epoch;
   each batch has ``reset`` (drop the carried state first) and ``num_tokens``;
 * ``evaluate(model) -> {"val_loss": ..., ...}``, called every ``eval_every`` steps and at the end;
+  the best evaluation (highest ``score`` if reported, else lowest ``val_loss``) keeps a copy of
+  the weights (``best.safetensors``), and ``patience`` stops a run that no longer improves;
 * a ``describe()`` dict that goes into config.json beside the weights (the model config, the
   vocabulary...), enough to rebuild the model from the checkpoint.
 
@@ -60,6 +62,7 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many optimiser steps
     max_minutes: float | None = None  # ... or after this much wall-clock time
     eval_every: int = 250  # evaluate and save a checkpoint every N steps
+    patience: int = 0  # stop after this many evaluations without a new best (0: never stop early)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -81,6 +84,8 @@ class TrainConfig:
             raise ConfigError(f"max minutes must be positive, got {self.max_minutes}")
         if self.eval_every < 1:
             raise ConfigError(f"eval every must be at least 1, got {self.eval_every}")
+        if self.patience < 0:
+            raise ConfigError(f"patience must be >= 0, got {self.patience}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,12 +107,21 @@ def detach_state(state: State | None) -> State | None:
     return None if state is None else tuple(s.detach() for s in state)
 
 
+def badness(metrics: dict) -> float | None:
+    """What "better" means for model selection: a higher ``score`` if the evaluation reports one
+    (accuracy, F1...), else a lower ``val_loss``."""
+    if "score" in metrics:
+        return -metrics["score"]
+    return metrics.get("val_loss")
+
+
 @dataclass
 class TrainResult:
     step: int
     elapsed: float  # seconds spent training and evaluating (over all resumed parts)
     metrics: dict  # the last evaluation
-    best_val_loss: float | None
+    best_metrics: dict  # the best evaluation (see ``badness``); its weights are in best.safetensors
+    best_step: int | None
     interrupted: int | None  # the signal that stopped the run, if one did
 
 
@@ -125,8 +139,10 @@ class Trainer:
     ) -> None:
         self.model, self.batches, self.evaluate, self.config = model, batches, evaluate, config
         self.run_dir, self.kind, self.describe, self.progress = Path(run_dir), kind, describe, progress
-        decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
-        rest = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
+        # weight decay on weight matrices only: not on biases, gains or embedding tables
+        tables = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
+        decay = [p for p in model.parameters() if p.dim() >= 2 and id(p) not in tables]
+        rest = [p for p in model.parameters() if not (p.dim() >= 2 and id(p) not in tables)]
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}],
             lr=config.lr,
@@ -137,8 +153,12 @@ class Trainer:
         self.carry: State | None = None
         self.rows: list[dict] = []
         self.last_eval: dict = {}
-        self.best_val: float | None = None
+        self.best_eval: dict = {}
+        self.best_step: int | None = None
+        self.best_state: dict[str, Tensor] | None = None  # a copy of the weights at the best evaluation
+        self.evals_since_best = 0
         self._stop_signal: int | None = None
+        self._tokens_per_s: int | None = None
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -146,8 +166,10 @@ class Trainer:
         meta = {
             "step": self.step,
             "elapsed": self.elapsed,
-            "best_val_loss": self.best_val,
             "last_eval": self.last_eval,
+            "best_eval": self.best_eval,
+            "best_step": self.best_step,
+            "evals_since_best": self.evals_since_best,
             "param_groups": [
                 {k: v for k, v in g.items() if k != "params"} for g in self.optimizer.state_dict()["param_groups"]
             ],
@@ -169,6 +191,7 @@ class Trainer:
             kind=self.kind,
             config=config,
             model_state=self.model.state_dict(),
+            best_state=self.best_state,
             trainer_state=tensors,
             trainer_meta=meta,
             metrics=self.rows,
@@ -191,7 +214,9 @@ class Trainer:
             torch.set_rng_state(tensors["rng.torch"])
             self.carry = tuple(tensors[f"carry.{i}"] for i in range(meta["carry_size"])) or None
             self.step, self.elapsed = int(meta["step"]), float(meta["elapsed"])
-            self.best_val, self.last_eval = meta["best_val_loss"], meta["last_eval"]
+            self.last_eval, self.best_eval, self.best_step = meta["last_eval"], meta["best_eval"], meta["best_step"]
+            self.evals_since_best = meta["evals_since_best"]
+            self.best_state = ckpt.best_state() if self.best_step is not None else None
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
             raise CheckpointError(f"{self.run_dir}: trainer state is incomplete or does not fit ({e})") from None
         self.rows = [r for r in ckpt.metrics() if r.get("step", 0) <= self.step]
@@ -213,9 +238,12 @@ class Trainer:
             result = {k: float(v) for k, v in self.evaluate(self.model).items()}
         self.model.train()
         self.last_eval = result
-        val = result.get("val_loss")
-        if val is not None and (self.best_val is None or val < self.best_val):
-            self.best_val = val
+        now, best = badness(result), badness(self.best_eval)
+        if now is not None and (best is None or now < best):
+            self.best_eval, self.best_step, self.evals_since_best = result, self.step, 0
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        else:
+            self.evals_since_best += 1
         return result
 
     def _on_signal(self, signum, frame) -> None:
@@ -252,6 +280,7 @@ class Trainer:
         tokens_window, time_window = 0, 0.0
         started = time.perf_counter() - self.elapsed
         done = self._progress() >= 1.0
+        evaluated = True  # nothing new to save yet
         while not done and self._stop_signal is None:
             t0 = time.perf_counter()
             batch = self.batches.batch(self.step)
@@ -278,40 +307,43 @@ class Trainer:
             }
             self.elapsed = time.perf_counter() - started
             done = self._progress() >= 1.0
-            if self.step % c.eval_every == 0 or done:
+            evaluated = self.step % c.eval_every == 0 or done
+            if evaluated:
                 row.update(self._run_eval())
                 self.elapsed = time.perf_counter() - started
-            if time_window > 2.0 or "val_loss" in row:
+            if time_window > 2.0 or evaluated:
                 row["tokens_per_s"] = round(tokens_window / time_window)
                 tokens_window, time_window = 0, 0.0
             row["elapsed_s"] = round(self.elapsed, 2)
             self.rows.append(row)
-            self._show(bar, row)
-            if "val_loss" in row:
+            self._show(bar, row, evaluated)
+            if evaluated:
                 self.save()
-        if self._stop_signal is not None and (not self.rows or "val_loss" not in self.rows[-1]):
+                if c.patience and self.evals_since_best > c.patience:
+                    break  # early stop: no new best for `patience` evaluations
+        if self._stop_signal is not None and not evaluated:
             self.save()
         bar.close()
         if self.rows:
             plot_curves(self.rows, self.run_dir / "curves.png", title=str(self.run_dir))
-        return TrainResult(self.step, self.elapsed, self.last_eval, self.best_val, self._stop_signal)
+        return TrainResult(self.step, self.elapsed, self.last_eval, self.best_eval, self.best_step, self._stop_signal)
 
-    def _show(self, bar: tqdm, row: dict) -> None:
+    def _show(self, bar: tqdm, row: dict, evaluated: bool) -> None:
         if "tokens_per_s" in row:
             self._tokens_per_s = row["tokens_per_s"]
         if not self.progress:
             return
         bar.update(self.step - bar.n)
         post = {"loss": f"{row['loss']:.3f}"}
-        if self.best_val is not None:
+        if "val_loss" in self.last_eval:
             post["val"] = f"{self.last_eval['val_loss']:.3f}"
-        if getattr(self, "_tokens_per_s", None):
+        if self._tokens_per_s:
             post["tok/s"] = f"{self._tokens_per_s / 1000:.1f}k"
         if self.config.max_minutes is not None:
             left = max(0.0, 60 * self.config.max_minutes - self.elapsed)
             post["left"] = f"{int(left // 60)}:{int(left % 60):02d}"
         bar.set_postfix(post, refresh=False)
-        if "val_loss" in row:
+        if evaluated:
             scores = "  ".join(f"{k} {v:.4f}" for k, v in self.last_eval.items())
             bar.write(
                 f"step {self.step:>6}  {self.elapsed / 60:5.1f} min  loss {row['loss']:.4f}  {scores}", file=sys.stderr

@@ -56,7 +56,7 @@ def _fails_cleanly(capsys, argv, message):
 
 
 def test_train_sample_eval_hello(capsys, run_dir, text_file):
-    out = capsys.readouterr().out
+    capsys.readouterr()
     assert main(["sample", str(run_dir), "--prime", "ROMEO:", "--length", "30", "--seed", "1"]) == 0
     sampled = capsys.readouterr().out
     assert sampled.startswith("ROMEO:") and len(sampled) == len("ROMEO:") + 30 + 1
@@ -65,13 +65,15 @@ def test_train_sample_eval_hello(capsys, run_dir, text_file):
     assert main(["hello", "--steps", "100"]) == 0
     assert "accuracy 100%" in capsys.readouterr().out
     assert sorted(p.name for p in run_dir.iterdir()) == [
+        "best.safetensors",
         "config.json",
+        "curves.png",
+        "explorer.html",
         "metrics.csv",
         "model.safetensors",
         "samples.txt",
         "trainer.safetensors",
     ]
-    del out
 
 
 @pytest.mark.parametrize(
@@ -88,9 +90,7 @@ def test_bad_training_text(capsys, tmp_path, content, message):
     path = tmp_path / "t.txt"
     if content is not None:
         path.write_bytes(content)
-    _fails_cleanly(
-        capsys, ["train", "--text", str(path), "--max-steps", "2", "--out", str(tmp_path / "o"), *TINY], message
-    )
+    _fails_cleanly(capsys, ["train", "--text", str(path), "--max-steps", "2", "--out", str(tmp_path / "o"), *TINY], message)
     assert not (tmp_path / "o" / "config.json").exists()
 
 
@@ -138,10 +138,12 @@ def test_missing_corrupt_truncated_and_foreign_checkpoints(capsys, run_dir, tmp_
     (bad / "config.json").write_text("{not json")
     _fails_cleanly(capsys, ["sample", str(bad)], "corrupt")
 
-    bad = _copy(run_dir, tmp_path / "t")
-    data = (bad / "model.safetensors").read_bytes()
-    (bad / "model.safetensors").write_bytes(data[: len(data) // 2])
-    _fails_cleanly(capsys, ["sample", str(bad)], "does not match config.json")
+    for name in ("best.safetensors", "model.safetensors"):  # what sample reads; what resume reads
+        bad = _copy(run_dir, tmp_path / name)
+        data = (bad / name).read_bytes()
+        (bad / name).write_bytes(data[: len(data) // 2])
+        argv = ["sample", str(bad)] if name.startswith("best") else ["train", "--out", str(bad), "--resume"]
+        _fails_cleanly(capsys, argv, "does not match config.json")
 
     foreign = tmp_path / "foreign"
     foreign.mkdir()
@@ -152,7 +154,7 @@ def test_missing_corrupt_truncated_and_foreign_checkpoints(capsys, run_dir, tmp_
     config = json.loads((other / "config.json").read_text())
     config["kind"] = "classifier"
     (other / "config.json").write_text(json.dumps(config))
-    _fails_cleanly(capsys, ["eval", str(other), "--text", str(run_dir / "samples.txt")], "expected a 'charlm' model")
+    _fails_cleanly(capsys, ["sample", str(other)], "expected a 'charlm' model")
 
 
 class _Boom:
@@ -163,9 +165,9 @@ class _Boom:
 def test_a_pickle_in_place_of_the_weights_is_never_run(capsys, run_dir, tmp_path, monkeypatch):
     bad = _copy(run_dir, tmp_path)
     payload = pickle.dumps({"weights": _Boom()})
-    (bad / "model.safetensors").write_bytes(payload)
+    (bad / "best.safetensors").write_bytes(payload)
     config = json.loads((bad / "config.json").read_text())
-    config["files"]["model.safetensors"] = __import__("hashlib").sha256(payload).hexdigest()
+    config["files"]["best.safetensors"] = __import__("hashlib").sha256(payload).hexdigest()
     (bad / "config.json").write_text(json.dumps(config))
     monkeypatch.chdir(tmp_path)
     _fails_cleanly(capsys, ["sample", str(bad)], "not a readable safetensors file")
@@ -173,9 +175,7 @@ def test_a_pickle_in_place_of_the_weights_is_never_run(capsys, run_dir, tmp_path
 
 
 def test_resume_rejects_changed_settings(capsys, run_dir):
-    _fails_cleanly(
-        capsys, ["train", "--out", str(run_dir), "--resume", "--hidden", "32"], "cannot change when resuming"
-    )
+    _fails_cleanly(capsys, ["train", "--out", str(run_dir), "--resume", "--hidden", "32"], "cannot change when resuming")
 
 
 def test_explicit_out_that_holds_a_run_is_refused(capsys, run_dir, text_file):

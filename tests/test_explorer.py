@@ -114,9 +114,7 @@ def test_page_in_a_real_browser(trained, tmp_path):
         assert page.locator("#text span.ch").count() == 800
 
         def colours():
-            return page.eval_on_selector_all(
-                "#text span.ch", "els => els.slice(0, 400).map(e => e.style.backgroundColor)"
-            )
+            return page.eval_on_selector_all("#text span.ch", "els => els.slice(0, 400).map(e => e.style.backgroundColor)")
 
         before = colours()
         assert len(set(before)) > 5  # the initial unit paints the text

@@ -60,17 +60,17 @@ def test_oracle_equals_finite_differences(name):
             plus, minus = {**params, pname: value.copy()}, {**params, pname: value.copy()}
             plus[pname][idx] += eps
             minus[pname][idx] -= eps
-            numeric = (
-                _loss(module, plus, x, state0, d_hs, d_final) - _loss(module, minus, x, state0, d_hs, d_final)
-            ) / (2 * eps)
+            numeric = (_loss(module, plus, x, state0, d_hs, d_final) - _loss(module, minus, x, state0, d_hs, d_final)) / (
+                2 * eps
+            )
             assert abs(numeric - grads[pname][idx]) < 1e-6 * max(1.0, abs(numeric)), (pname, idx)
     for b, t, i in [(0, 0, 0), (1, 5, 2), (0, 3, 1)]:
         xp, xm = x.copy(), x.copy()
         xp[b, t, i] += eps
         xm[b, t, i] -= eps
-        numeric = (
-            _loss(module, params, xp, state0, d_hs, d_final) - _loss(module, params, xm, state0, d_hs, d_final)
-        ) / (2 * eps)
+        numeric = (_loss(module, params, xp, state0, d_hs, d_final) - _loss(module, params, xm, state0, d_hs, d_final)) / (
+            2 * eps
+        )
         assert abs(numeric - grads["x"][b, t, i]) < 1e-6 * max(1.0, abs(numeric))
 
 

@@ -173,3 +173,45 @@ def test_bad_training_config(kwargs, message):
     base = {"max_steps": 10}
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**{**base, **kwargs})
+
+
+class _ToyBatches:
+    def __len__(self):
+        return 10
+
+    def batch(self, step):
+        g = torch.Generator().manual_seed(step)
+        from types import SimpleNamespace
+
+        return SimpleNamespace(x=torch.randn(4, 3, generator=g), reset=True, num_tokens=4)
+
+
+class _Toy(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 1)
+
+    def loss(self, batch, carry=None):
+        return self.lin(batch.x).pow(2).mean(), None
+
+
+def test_best_weights_are_kept_and_patience_stops(tmp_path):
+    from rnnlab.train import Trainer
+
+    torch.manual_seed(0)
+    model = _Toy()
+    scripted = iter([3.0, 2.0, 2.5, 2.6, 2.7, 1.0])
+    seen = {}
+
+    def evaluate(m):
+        seen[len(seen) + 1] = {k: v.clone() for k, v in m.state_dict().items()}
+        return {"val_loss": next(scripted)}
+
+    config = TrainConfig(max_steps=100, eval_every=2, patience=2, warmup_steps=0)
+    result = Trainer(model, _ToyBatches(), evaluate, config, tmp_path, "toy", lambda: {}, progress=False).fit()
+    assert result.step == 10 and result.best_step == 4  # evaluations at 2, 4 (best), 6, 8, 10: 3 without a best
+    assert result.best_metrics == {"val_loss": 2.0}
+    ckpt = checkpoint.load(tmp_path)
+    best, last = ckpt.best_state(), ckpt.model_state()
+    assert all(torch.equal(best[k], seen[2][k]) for k in best)
+    assert all(torch.equal(last[k], seen[5][k]) for k in last)

@@ -113,9 +113,7 @@ def score_tokens(model: CharLM, tokens: Tensor, batch_size: int = 32, seq_len: i
             elif batch.keep_rows is not None:
                 state = tuple(s[:, batch.keep_rows] for s in state)  # (L, B, H) -> (L, rows, H)
             logits, state = model(batch.inputs, state)
-            total += float(
-                torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), reduction="sum")
-            )
+            total += float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), reduction="sum"))
             count += batch.num_tokens
     return TextScore(count, total / count)
 
@@ -189,7 +187,7 @@ def load_run(path: str | Path) -> LMRun:
     if config.vocab_size != len(vocab):
         raise CheckpointError(f"{path}: config.json's vocab_size {config.vocab_size} != {len(vocab)} characters")
     model = CharLM(config)
-    checkpoint.load_module_state(model, ckpt.model_state(), ckpt.path)
+    checkpoint.load_module_state(model, ckpt.best_state(), ckpt.path)
     return LMRun(ckpt.path, model.eval(), vocab, ckpt.config)
 
 

@@ -50,9 +50,7 @@ def predictions(model: CharLM, vocab: CharVocab) -> list[StepPrediction]:
     ]
 
 
-def train_hello(
-    cell: str = "rnn", hidden_size: int = 8, steps: int = 100, lr: float = 0.05, seed: int = 0
-) -> HelloResult:
+def train_hello(cell: str = "rnn", hidden_size: int = 8, steps: int = 100, lr: float = 0.05, seed: int = 0) -> HelloResult:
     torch.manual_seed(seed)
     vocab = CharVocab.from_text(WORD)  # e, h, l, o
     model = CharLM(CharLMConfig(len(vocab), cell=cell, embedding_dim=len(vocab), hidden_size=hidden_size))

@@ -1,0 +1,55 @@
+"""Sentiment data in its usual distribution formats, read as (texts, labels).
+
+* IMDB (Maas et al. 2011) straight from ``aclImdb_v1.tar.gz``: ``aclImdb/{train,test}/{pos,neg}/*.txt``
+  (the ``unsup`` reviews are skipped). Label 1 = positive.
+* SST (Socher et al. 2013) sentence files ``stsa.binary.{train,dev,test}``: ``label sentence`` per line.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+from rnnlab.errors import DataError
+
+SPLITS = ("train", "test")
+
+
+def read_imdb(tarball: str | Path) -> dict[str, tuple[list[str], list[int]]]:
+    """{'train': (texts, labels), 'test': (texts, labels)}, 25,000 each, in the tarball's order."""
+    path = Path(tarball)
+    if not path.is_file():
+        raise DataError(f"{tarball}: no such file (expected aclImdb_v1.tar.gz)")
+    out: dict[str, tuple[list[str], list[int]]] = {s: ([], []) for s in SPLITS}
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                parts = member.name.split("/")
+                if not member.isfile() or len(parts) != 4 or parts[1] not in SPLITS or parts[2] not in ("pos", "neg"):
+                    continue
+                text = tar.extractfile(member).read().decode("utf-8")
+                texts, labels = out[parts[1]]
+                texts.append(text)
+                labels.append(int(parts[2] == "pos"))
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DataError(f"{tarball}: not a readable tar archive ({e})") from None
+    if not out["train"][0]:
+        raise DataError(f"{tarball}: holds no aclImdb/train/{{pos,neg}}/*.txt reviews")
+    return out
+
+
+def read_sst(path: str | Path) -> tuple[list[str], list[int]]:
+    """One ``label sentence`` per line (the harvardnlp stsa.* files)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{path}: no such file")
+    texts, labels = [], []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        label, _, sentence = line.partition(" ")
+        if not label.isdigit() or not sentence.strip():
+            raise DataError(f"{path}:{n}: expected 'label sentence', got {line[:60]!r}")
+        texts.append(sentence)
+        labels.append(int(label))
+    return texts, labels

@@ -1,0 +1,164 @@
+"""How long can each cell remember? ``rnnlab experiment memory``.
+
+The task (a noisy "copy the first symbol" task): a sequence of ``lag + 1`` steps starts with a
+signal symbol drawn from K = 8, continues with ``lag - 1`` random distractor symbols (from another
+8) and ends with a query marker; the network must answer the signal symbol at the query. Chance is
+1/8. Only the state carried through ``lag`` steps can hold the answer, and the gradient that teaches
+the network to keep it must travel back the same distance.
+
+Every cell gets the same parameter budget (the hidden size is chosen per cell to match the LSTM's
+parameter count), the same optimiser, batch and number of steps, and is scored on fresh sequences.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rnnlab.cells import cell_class
+from rnnlab.checkpoint import atomic_write
+from rnnlab.errors import ConfigError
+from rnnlab.recurrent import Recurrent
+
+SIGNALS = 8  # K: symbols to remember (chance = 1/K)
+DISTRACTORS = 8
+QUERY = SIGNALS + DISTRACTORS  # the last input symbol
+SYMBOLS = QUERY + 1
+LAGS = (5, 10, 20, 50, 100, 200)
+CELLS = ("rnn", "lstm", "gru")
+
+
+def make_batch(batch: int, lag: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs (B, lag + 1) symbol ids, targets (B,) signal ids)."""
+    signal = torch.randint(0, SIGNALS, (batch,), generator=generator)
+    noise = torch.randint(SIGNALS, SIGNALS + DISTRACTORS, (batch, lag - 1), generator=generator)
+    query = torch.full((batch, 1), QUERY)
+    return torch.cat([signal[:, None], noise, query], dim=1), signal
+
+
+class Recaller(nn.Module):
+    """one-hot symbols (B, T, SYMBOLS) -> Recurrent -> last step's h -> Linear -> (B, K) scores."""
+
+    def __init__(self, cell: str, hidden: int) -> None:
+        super().__init__()
+        self.rnn = Recurrent(cell_class(cell), SYMBOLS, hidden)
+        self.head = nn.Linear(hidden, SIGNALS)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        y, _ = self.rnn(F.one_hot(ids, SYMBOLS).float())  # (B, T, H)
+        return self.head(y[:, -1])
+
+
+def parameter_count(cell: str, hidden: int) -> int:
+    gates = cell_class(cell).num_gates
+    return gates * (hidden * (SYMBOLS + hidden) + 2 * hidden) + hidden * SIGNALS + SIGNALS
+
+
+def matched_hidden(cell: str, budget: int) -> int:
+    """The hidden size whose parameter count is closest to ``budget``."""
+    return min(range(1, 4096), key=lambda h: abs(parameter_count(cell, h) - budget))
+
+
+@dataclass
+class Result:
+    cell: str
+    hidden: int
+    params: int
+    lag: int
+    accuracy: float  # on 2,000 fresh sequences
+    final_loss: float
+    seconds: float
+
+
+def train_one(cell: str, hidden: int, lag: int, steps: int, batch: int = 64, lr: float = 3e-3, seed: int = 0) -> Result:
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    model = Recaller(cell, hidden)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    started = time.perf_counter()
+    loss = torch.tensor(float("nan"))
+    for _ in range(steps):
+        ids, targets = make_batch(batch, lag, g)
+        loss = F.cross_entropy(model(ids), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+    seconds = time.perf_counter() - started
+    test = torch.Generator().manual_seed(10_000 + seed)
+    with torch.inference_mode():
+        ids, targets = make_batch(2000, lag, test)
+        accuracy = float((model(ids).argmax(-1) == targets).float().mean())
+    return Result(cell, hidden, parameter_count(cell, hidden), lag, accuracy, loss.item(), seconds)
+
+
+def memory_experiment(
+    lags=LAGS, cells=CELLS, lstm_hidden: int = 64, steps: int = 1500, seed: int = 0, on_result=None
+) -> list[Result]:
+    if steps < 1 or lstm_hidden < 1 or any(lag < 2 for lag in lags):
+        raise ConfigError(f"need steps >= 1, hidden >= 1 and lags >= 2; got {steps}, {lstm_hidden}, {list(lags)}")
+    budget = parameter_count("lstm", lstm_hidden)
+    results = []
+    for cell in cells:
+        hidden = matched_hidden(cell, budget)
+        for lag in lags:
+            result = train_one(cell, hidden, lag, steps, seed=seed)
+            results.append(result)
+            if on_result:
+                on_result(result)
+    return results
+
+
+def table(results: list[Result]) -> str:
+    lags = sorted({r.lag for r in results})
+    cells = list(dict.fromkeys(r.cell for r in results))
+    lines = [
+        "| cell (hidden, params) | " + " | ".join(f"lag {lag}" for lag in lags) + " | falls to chance at |",
+        "|---|" + "---|" * len(lags) + "---|",
+    ]
+    for cell in cells:
+        rows = {r.lag: r for r in results if r.cell == cell}
+        first = next(iter(rows.values()))
+        chance_at = next((lag for lag in lags if rows[lag].accuracy < 1 / SIGNALS + 0.05), None)
+        cells_text = " | ".join(f"{100 * rows[lag].accuracy:.0f}%" for lag in lags)
+        lines.append(
+            f"| {cell} ({first.hidden}, {first.params:,}) | {cells_text} | "
+            f"{'lag ' + str(chance_at) if chance_at else 'never (up to ' + str(lags[-1]) + ')'} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(results: list[Result], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), constrained_layout=True)
+    for cell in dict.fromkeys(r.cell for r in results):
+        rows = sorted((r for r in results if r.cell == cell), key=lambda r: r.lag)
+        ax.plot(
+            [r.lag for r in rows],
+            [100 * r.accuracy for r in rows],
+            "o-",
+            label=f"{cell} (H {rows[0].hidden}, {rows[0].params:,} params)",
+        )
+    ax.axhline(100 / SIGNALS, color="gray", ls="--", label="chance")
+    ax.set_xscale("log")
+    ax.set_xlabel("lag between the signal and the question (steps)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 102)
+    ax.set_title("Remembering one of 8 symbols through random distractors")
+    ax.legend()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, buffer.getvalue())
+    return path

@@ -1,0 +1,62 @@
+"""The memory and exposure experiments, at toy sizes: the machinery, not the headline numbers."""
+
+import torch
+
+from rnnlab.data.streams import StreamBatch
+from rnnlab.models.lm import CharLM, CharLMConfig
+from rnnlab.tasks import exposure, memory
+
+
+def test_memory_task_batches():
+    g = torch.Generator().manual_seed(0)
+    ids, targets = memory.make_batch(5, 7, g)
+    assert ids.shape == (5, 8)
+    assert torch.equal(ids[:, 0], targets)
+    assert (ids[:, 1:-1] >= memory.SIGNALS).all() and (ids[:, 1:-1] < memory.QUERY).all()
+    assert (ids[:, -1] == memory.QUERY).all()
+
+
+def test_parameter_budgets_match():
+    budget = memory.parameter_count("lstm", 64)
+    for cell in ("rnn", "gru"):
+        hidden = memory.matched_hidden(cell, budget)
+        assert abs(memory.parameter_count(cell, hidden) - budget) / budget < 0.02
+        model = memory.Recaller(cell, hidden)
+        assert sum(p.numel() for p in model.parameters()) == memory.parameter_count(cell, hidden)
+
+
+def test_lstm_solves_a_short_lag():
+    result = memory.train_one("lstm", 32, lag=5, steps=300)
+    assert result.accuracy > 0.9
+
+
+def test_memory_table_names_the_chance_lag():
+    rows = [memory.Result("rnn", 10, 100, lag, acc, 0.0, 0.0) for lag, acc in [(5, 1.0), (20, 0.14), (50, 0.12)]]
+    text = memory.table(rows)
+    assert "| rnn (10, 100) | 100% | 14% | 12% | lag 20 |" in text
+
+
+def test_scheduled_sampling_reads_its_own_samples():
+    torch.manual_seed(0)
+    lm = CharLM(CharLMConfig(11, hidden_size=16, num_layers=2))
+    model = exposure.ScheduledSamplingLM(lm)
+    inputs = torch.randint(0, 11, (3, 9))
+    batch = StreamBatch(inputs, torch.randint(0, 11, (3, 9)), reset=True)
+    batch.sampling_prob = 0.0
+    teacher, _ = model.loss(batch)
+    torch.testing.assert_close(teacher, lm.loss(batch)[0])
+    batch.sampling_prob = 1e-9  # the step-by-step path, reading (almost) only the true text
+    stepped, state = model.loss(batch)
+    torch.testing.assert_close(stepped, teacher, atol=1e-5, rtol=1e-5)
+    assert state[0].shape == (2, 3, 16)
+    batch.sampling_prob = 1.0  # reading only its own samples: a different loss, still differentiable
+    sampled, _ = model.loss(batch)
+    sampled.backward()
+    assert abs(float(sampled) - float(teacher)) > 1e-4
+
+
+def test_js_divergence():
+    from collections import Counter
+
+    assert exposure.js_divergence(Counter("aabb"), Counter("abab")) == 0
+    assert abs(exposure.js_divergence(Counter("aa"), Counter("bb")) - 1.0) < 1e-12

@@ -1,0 +1,139 @@
+"""Classification, tagging and forecasting end to end on small slices of the real data sets."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_DATA
+from rnnlab.cli import main
+from rnnlab.errors import DataError
+from rnnlab.tasks import classify, forecast, tag
+from rnnlab.train import TrainConfig
+
+needs_data = pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data (the real data sets)")
+pytestmark = needs_data
+
+
+@pytest.fixture(scope="module")
+def sst_csv(tmp_path_factory):
+    """SST-2 as CSV files: the 6,920 training sentences, and the 872 dev sentences as the test file."""
+    folder = tmp_path_factory.mktemp("sst")
+    for name, limit in (("train", None), ("dev", None)):
+        lines = (SHARED_DATA / "sentiment/sst" / f"stsa.binary.{name}").read_text().splitlines()[:limit]
+        rows = ['"' + line[2:].replace('"', '""') + '",' + ("pos" if line[0] == "1" else "neg") for line in lines]
+        (folder / f"{name}.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
+    return folder
+
+
+def test_classify_csv_learns_and_predicts(sst_csv, tmp_path, capsys):
+    options = classify.ClassifyOptions(
+        classify.ClassifySource(csv=str(sst_csv / "train.csv"), test_csv=str(sst_csv / "dev.csv")),
+        hidden_size=32, embedding_dim=32, min_count=1, max_tokens=None, batch_size=32,
+        train=TrainConfig(max_steps=300, eval_every=100, lr=5e-3),
+    )
+    result, run, test = classify.train(options, tmp_path / "run", progress=False)
+    assert run.labels == ["neg", "pos"]
+    assert test["accuracy"] > 0.62 and result.best_step is not None  # chance is 0.5 (measured 0.65)
+    assert main(["predict", str(tmp_path / "run"), "wonderful", "awful"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("pos") and out[1].startswith("neg")
+    assert main(["eval", str(tmp_path / "run"), "--csv", str(sst_csv / "dev.csv")]) == 0
+    assert "confusion matrix" in capsys.readouterr().out
+
+
+def test_classify_bad_inputs(sst_csv, tmp_path, capsys):
+    bad = tmp_path / "one_class.csv"
+    bad.write_text("text,label\ngood,pos\nfine,pos\n")
+    argv = ["train", "classify", "--csv", str(bad), "--max-steps", "2", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2 and "only one class" in capsys.readouterr().err
+    argv[3] = str(sst_csv / "train.csv")
+    assert main([*argv, "--label-column", "sentiment"]) == 2
+    assert "no column 'sentiment'; columns are text, label" in capsys.readouterr().err
+
+
+def test_padding_and_series_classification():
+    options = classify.ClassifyOptions(
+        classify.ClassifySource(ts=str(SHARED_DATA / "seqclass/BasicMotions_TRAIN.ts"),
+                                test_ts=str(SHARED_DATA / "seqclass/BasicMotions_TEST.ts")),
+        hidden_size=32, val_fraction=0.0, batch_size=8, train=TrainConfig(max_steps=150, eval_every=150, lr=5e-3),
+    )
+    raw = classify.load_source(options.source, options.val_fraction, 0)
+    assert raw.kind == "series" and raw.train.inputs[0].shape == (100, 6) and len(raw.test.inputs) == 40
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _, run, test = classify.train(options, Path(tmp) / "run", progress=False)
+    assert test["accuracy"] >= 0.75  # 4 classes: chance 0.25
+
+
+def test_tagger_on_conll_chunking(tmp_path):
+    options = tag.TagOptions(tag.TagSource(conll=str(SHARED_DATA / "framelabel/conll2000.zip")), hidden_size=48,
+                             embedding_dim=32, train=TrainConfig(max_steps=150, eval_every=75, lr=5e-3))
+    result, run, test = tag.train(options, tmp_path / "run", progress=False)
+    assert "B-NP" in run.names and test["chunk_f1"] > 0.6
+    sentence = "He/PRP reckons/VBZ the/DT current/JJ account/NN deficit/NN will/MD narrow/VB"
+    assert tag.tag_sentence(run, sentence.split())[:3] == ["B-NP", "B-VP", "B-NP"]
+    with pytest.raises(DataError, match="1 extra column"):
+        tag.tag_sentence(run, ["He", "reckons"])
+
+
+def test_hapt_frames_and_unlabelled_frames(tmp_path):
+    from rnnlab.data.hapt import IGNORE, read_hapt
+
+    recordings, names = read_hapt(SHARED_DATA / "framelabel/hapt_raw")
+    assert len(recordings) == 8 and names[0] == "WALKING" and len(names) == 12
+    labels = np.concatenate([r.labels for r in recordings])
+    assert 0.2 < (labels == IGNORE).mean() < 0.35  # ~28% unlabelled
+    options = tag.TagOptions(tag.TagSource(hapt=str(SHARED_DATA / "framelabel/hapt_raw")), hidden_size=32,
+                             window=128, train=TrainConfig(max_steps=40, eval_every=40, lr=5e-3))
+    _, _, test = tag.train(options, tmp_path / "run", progress=False)
+    assert 0 < test["accuracy"] <= 1 and "chunk_f1" not in test
+
+
+def test_forecast_against_baselines(tmp_path):
+    options = forecast.ForecastOptions(
+        csv=str(SHARED_DATA / "timeseries/airline_passengers.csv"), horizon=3, window=24, season=12, log=True,
+        hidden_size=32, train=TrainConfig(max_steps=150, eval_every=50, lr=5e-3),
+    )
+    _, run, report = forecast.train(options, tmp_path / "run", progress=False)
+    assert set(report.table) == {"model", "naive", "seasonal naive"}
+    assert report.actual.shape == report.forecasts["model"].shape == (len(report.origins), 3)
+    # the baselines are what they say: naive repeats the last value, seasonal naive the one a season back
+    y = forecast.prepare(options).values[:, 0]
+    t = report.origins[0]
+    assert report.forecasts["naive"][0, 2] == y[t] and report.forecasts["seasonal naive"][0, 0] == y[t + 1 - 12]
+    assert np.isfinite(report.table["model"]["MASE"])
+    forecast.plot(report, tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 10_000
+    assert len(forecast.future(run)) == 3
+
+
+def test_forecast_bad_series(tmp_path):
+    csv = tmp_path / "s.csv"
+    csv.write_text("t,v\n" + "\n".join(f"{i},{i * 1.5}" for i in range(20)) + "\n")
+    with pytest.raises(DataError, match="too few"):
+        forecast.prepare(forecast.ForecastOptions(csv=str(csv), window=24))
+    csv.write_text("t,v\n1,2.0\n2,oops\n3,4\n")
+    with pytest.raises(DataError, match="row 3 is 'oops', not a number"):
+        forecast.prepare(forecast.ForecastOptions(csv=str(csv), window=2))
+    csv.write_text("t,v\n1,2.0\n2,\n3,4\n")
+    with pytest.raises(DataError, match="not a number"):
+        forecast.prepare(forecast.ForecastOptions(csv=str(csv), window=2))
+    with pytest.raises(DataError, match="no value column 'price'"):
+        forecast.prepare(replace(forecast.ForecastOptions(csv=str(SHARED_DATA / "timeseries/msft_daily.csv")),
+                                 target="price"))
+
+
+def test_checkpoint_of_another_task_is_refused(tmp_path, capsys):
+    out = tmp_path / "f"
+    argv = ["train", "forecast", "--csv", str(SHARED_DATA / "timeseries/airline_passengers.csv"), "--max-steps", "5",
+            "--out", str(out), "--quiet", "--season", "12"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["sample", str(out)]) == 2
+    assert "holds a 'forecaster' model, expected a 'charlm' model" in capsys.readouterr().err
+    scores = json.loads((out / "test_scores.json").read_text())
+    assert set(scores) == {"model", "naive", "seasonal naive"}
