@@ -29,6 +29,7 @@ CANDIDATES = {
     "h512_d0_b64": ["--hidden", "512", "--dropout", "0", "--batch-size", "64", "--lr", "3e-3"],
     "h512_d0_t256": ["--hidden", "512", "--dropout", "0", "--seq-len", "256"],
     "h768_d10": ["--hidden", "768", "--dropout", "0.1"],
+    "h768_d0": ["--hidden", "768", "--dropout", "0"],
     "h384x2_d0": ["--hidden", "384", "--layers", "2", "--dropout", "0"],
 }
 

@@ -85,8 +85,11 @@ def save(
     trainer_state: dict[str, Tensor] | None = None,
     trainer_meta: dict | None = None,
     metrics: list[dict] | None = None,
+    attachments: dict[str, bytes] | None = None,
 ) -> None:
-    """Save a checkpoint into ``run_dir`` (created if needed); see the module docstring."""
+    """Save a checkpoint into ``run_dir`` (created if needed); see the module docstring.
+
+    ``attachments`` are further files the model needs (a tokenizer model...), hashed like the others."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     blobs = {MODEL_FILE: tensors_to_bytes(model_state)}
@@ -96,6 +99,7 @@ def save(
         blobs[TRAINER_FILE] = tensors_to_bytes(trainer_state, {"meta": json.dumps(trainer_meta or {})})
     if metrics is not None:
         blobs[METRICS_FILE] = metrics_to_csv(metrics)
+    blobs.update(attachments or {})
     for name, data in blobs.items():
         atomic_write(run_dir / name, data)
     document = {

@@ -136,9 +136,11 @@ class Trainer:
         kind: str,
         describe: Callable[[], dict],
         progress: bool = True,
+        attachments: dict[str, bytes] | None = None,
     ) -> None:
         self.model, self.batches, self.evaluate, self.config = model, batches, evaluate, config
         self.run_dir, self.kind, self.describe, self.progress = Path(run_dir), kind, describe, progress
+        self.attachments = attachments or {}  # files saved with every checkpoint (a tokenizer...)
         # weight decay on weight matrices only: not on biases, gains or embedding tables
         tables = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
         decay = [p for p in model.parameters() if p.dim() >= 2 and id(p) not in tables]
@@ -195,6 +197,7 @@ class Trainer:
             trainer_state=tensors,
             trainer_meta=meta,
             metrics=self.rows,
+            attachments=self.attachments,
         )
 
     def restore(self) -> None:

@@ -37,8 +37,9 @@ def test_classify_csv_learns_and_predicts(sst_csv, tmp_path, capsys):
     assert run.labels == ["neg", "pos"]
     assert test["accuracy"] > 0.62 and result.best_step is not None  # chance is 0.5 (measured 0.65)
     assert main(["predict", str(tmp_path / "run"), "wonderful", "awful"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("pos") and out[1].startswith("neg")
+    out = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    expected = classify.predict(run, ["wonderful", "awful"])
+    assert [(label, float(p)) for label, p, _ in out] == [(label, round(float(p.max()), 3)) for label, p in expected]
     assert main(["eval", str(tmp_path / "run"), "--csv", str(sst_csv / "dev.csv")]) == 0
     assert "confusion matrix" in capsys.readouterr().out
 

@@ -2,6 +2,8 @@
 
     rnnlab train [options]                 train the character model (the bundled corpus by default)
     rnnlab train classify|tag|forecast ... many-to-one, aligned many-to-many, forecasting
+    rnnlab train translate|caption|transcribe ...   encoder-decoder, one-to-many, CTC
+    rnnlab translate|caption|transcribe RUN ...     use them
     rnnlab sample RUN [options]            stream text from a character model
     rnnlab predict RUN ...                 a classifier, tagger or forecaster on new inputs
     rnnlab eval RUN ...                    score any trained model
@@ -18,11 +20,11 @@ from __future__ import annotations
 import signal
 import sys
 
-from rnnlab.cli import inside, lm, supervised
+from rnnlab.cli import inside, lm, seq2seq, supervised
 from rnnlab.cli.common import EXIT_BAD_INPUT, Parser
 from rnnlab.errors import RnnlabError
 
-TRAIN_TASKS = ("charlm", "classify", "tag", "forecast")
+TRAIN_TASKS = ("charlm", "classify", "tag", "forecast", "translate", "caption", "transcribe")
 
 
 def build_parser() -> Parser:
@@ -37,8 +39,10 @@ def build_parser() -> Parser:
     tasks = train.add_subparsers(dest="task", required=True, parser_class=Parser)
     lm.add_train_parser(tasks)
     supervised.add_train_parsers(tasks)
+    seq2seq.add_train_parsers(tasks)
     lm.add_parsers(sub)
     supervised.add_parsers(sub)
+    seq2seq.add_parsers(sub)
     inside.add_parsers(sub)
     return parser
 

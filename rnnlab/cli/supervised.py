@@ -373,5 +373,15 @@ def cmd_eval(args) -> int:
         run = forecast.load_run(args.run)
         print(forecast.table_text(forecast.walk_forward(run, forecast.prepare_for_run(run, args.csv))))
         return 0
+    if kind == "translator":
+        from rnnlab.tasks import translate
+
+        run = translate.load_run(args.run)
+        pairs = run.options.source.pairs("test")
+        if pairs is None:
+            raise RnnlabError(f"{args.run} has no test files")
+        for name, s in translate.test_scores(run, *pairs).items():
+            print(f"test BLEU, {name}: {s['bleu']:.2f} ({s['sentences']} sentences in {s['seconds']:.1f} s)")
+        return 0
     print(f"rnnlab: {args.run} holds a {kind!r} model, which eval does not know", file=sys.stderr)
     return 2

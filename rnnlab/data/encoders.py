@@ -110,8 +110,11 @@ class ColumnEncoder:
         rows = [self.fields(t) for t in tokens]
         if any(len(r) != len(self.vocabs) for r in rows):
             extra = len(self.vocabs) - 2
-            raise DataError(f"expected {extra} extra column(s) per token besides the word (as in training), "
-                            f"e.g. word/POS" if extra else "expected one word per token")
+            raise DataError(
+                f"expected {extra} extra column(s) per token besides the word (as in training), e.g. word/POS"
+                if extra
+                else "expected one word per token"
+            )
         return torch.stack([v.encode([r[k] for r in rows]) for k, v in enumerate(self.vocabs)], dim=-1)
 
     def input_config(self) -> dict:
