@@ -107,8 +107,8 @@ def beam_search(
     """Beam search for a batch of sources, ``beam`` hypotheses each.
 
     At every step each live hypothesis is extended by every token; per source the 2*beam best
-    extensions are taken in order of score: those ending in EOS become finished hypotheses, the
-    first ``beam`` others live on. A source stops once it has ``beam`` finished hypotheses (or at
+    extensions are taken in order of score: those among the first ``beam`` that end in EOS become
+    finished hypotheses, and the first ``beam`` that do not end in EOS live on. A source stops once it has ``beam`` finished hypotheses (or at
     ``max_len``, when its live ones count as finished); the answer is the finished hypothesis with
     the best length-normalised score, score / (length + 1)^alpha (alpha 0: the raw log-probability,
     1: the mean per token).
@@ -137,7 +137,10 @@ def beam_search(
         V = log_probs.shape[-1]
         top_scores, top_index = (scores[:, :, None] + log_probs.view(B, K, V)).view(B, K * V).topk(2 * K, dim=-1)
         origin, token = top_index // V, top_index % V  # (B, 2K): the hypothesis extended, the token added
+        # an EOS extension finishes a hypothesis only if it ranks among the K best (as in fairseq):
+        # a worse one would fill the finished list before better live hypotheses end
         is_eos = (token == eos) & (top_scores > float("-inf"))
+        is_eos[:, K:] = False
         for b, j in torch.nonzero(is_eos, as_tuple=False).tolist():
             if len(finished[b]) < K:
                 row = b * K + int(origin[b, j])

@@ -119,7 +119,7 @@ def test_seq2seq_learns_to_reverse(attention):
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)
     from types import SimpleNamespace
 
-    for _ in range(300):
+    for _ in range(500):
         src, lengths, tgt_in, tgt_out = _reverse_batch(g)
         loss, _ = model.loss(SimpleNamespace(src=src, src_lengths=lengths, tgt_in=tgt_in, tgt_out=tgt_out))
         opt.zero_grad()
@@ -129,6 +129,9 @@ def test_seq2seq_learns_to_reverse(attention):
     src, lengths, _, _ = _reverse_batch(torch.Generator().manual_seed(99), batch=200)
     with torch.no_grad():
         hyps = beam_search(model, src, lengths, 3, 10, BOS, EOS, record_attention=True)
+        greedy = greedy_decode(model, src, lengths, 10, BOS, EOS)
+        one = beam_search(model, src, lengths, 1, 10, BOS, EOS)
+    assert [h.tokens for h in one] == [h.tokens for h in greedy]  # a beam of one is greedy decoding
     exact = sum(h.tokens == src[b, : lengths[b]].flip(0).tolist() for b, h in enumerate(hyps)) / len(hyps)
     if attention == "additive":
         assert exact > 0.9
