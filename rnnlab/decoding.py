@@ -106,12 +106,12 @@ def beam_search(
 ) -> list[Hypothesis]:
     """Beam search for a batch of sources, ``beam`` hypotheses each.
 
-    At every step each live hypothesis is extended by every token; per source the 2*beam best
+    At every step each live hypothesis is extended by every token, and per source the 2*beam best
     extensions are taken in order of score: those among the first ``beam`` that end in EOS become
-    finished hypotheses, and the first ``beam`` that do not end in EOS live on. A source stops once it has ``beam`` finished hypotheses (or at
-    ``max_len``, when its live ones count as finished); the answer is the finished hypothesis with
-    the best length-normalised score, score / (length + 1)^alpha (alpha 0: the raw log-probability,
-    1: the mean per token).
+    finished hypotheses, and the first ``beam`` that do not end in EOS live on. A source stops once
+    it has ``beam`` finished hypotheses (or at ``max_len``, when its live ones count as finished).
+    The answer is the finished hypothesis with the best length-normalised score,
+    score / (length + 1)^alpha (alpha 0: the raw log-probability, 1: the mean per token).
     """
     if beam < 1:
         raise ConfigError(f"beam width must be at least 1, got {beam}")

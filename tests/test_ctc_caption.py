@@ -108,3 +108,20 @@ def test_captioning_runs_end_to_end(tmp_path, capsys):
     image = SHARED_DATA / "captioning/flickr8k_1000/images" / data.names["test"][0]
     assert main(["caption", str(tmp_path / "run"), str(image)]) == 0
     assert capsys.readouterr().out.startswith(str(image))
+
+
+@needs_data
+def test_transcription_runs_end_to_end(tmp_path, capsys):
+    from rnnlab.cli import main
+    from rnnlab.tasks import transcribe
+    from rnnlab.train import TrainConfig
+
+    fsdd = SHARED_DATA / "speech/fsdd"
+    options = transcribe.TranscribeOptions(str(fsdd), hidden_size=16, num_layers=1, batch_size=8, val_size=8,
+                                           test_size=8, train=TrainConfig(max_steps=4, eval_every=2))
+    _, _, test = transcribe.train(options, tmp_path / "run", progress=False)
+    assert set(test) == {"cer_greedy", "exact_greedy", "cer_beam", "exact_beam"}
+    assert main(["transcribe", str(tmp_path / "run"), str(fsdd / "7_theo_0.wav"), "--beam", "0"]) == 2
+    assert "beam width" in capsys.readouterr().err
+    assert main(["transcribe", str(tmp_path / "run"), str(fsdd / "7_theo_0.wav")]) == 0
+    assert capsys.readouterr().out.startswith(str(fsdd / "7_theo_0.wav"))

@@ -99,6 +99,18 @@ def run_dir(args, default: Path, fixed_flags: list[str]) -> Path:
     return default.with_name(f"{default.name}-{n}")
 
 
+def save_scores(out: Path, scores: dict, name: str = "test_scores.json") -> None:
+    """Write the final scores of a run beside its checkpoint, as JSON (arrays as lists)."""
+    import json
+
+    import numpy as np
+
+    from rnnlab.checkpoint import atomic_write
+
+    plain = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in scores.items() if k != "predictions"}
+    atomic_write(Path(out) / name, json.dumps(plain, indent=2).encode())
+
+
 def interrupted(result, out: Path, task: str) -> int:
     """Report a run stopped by Ctrl-C or SIGTERM (already saved); exit with 128 + the signal."""
     import sys

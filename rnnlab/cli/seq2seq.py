@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from rnnlab.cli.common import FMT, add_model_flags, add_train_flags, interrupted, run_dir, train_config
+from rnnlab.cli.common import FMT, add_model_flags, add_train_flags, interrupted, run_dir, save_scores, train_config
 from rnnlab.errors import RnnlabError
 from rnnlab.tasks import caption, transcribe, translate
 
@@ -144,11 +144,7 @@ def cmd_train_translate(args) -> int:
         print("examples (beam):")
         for line in test[f"beam {run.options.beam}"]["examples"]:
             print(f"  {line}")
-        import json
-
-        from rnnlab.checkpoint import atomic_write
-
-        atomic_write(Path(out) / "test_scores.json", json.dumps(test, indent=2).encode())
+        save_scores(out, test)
     return 0
 
 
@@ -194,11 +190,7 @@ def cmd_train_caption(args) -> int:
                 print(f"test BLEU-4, {name}: {value:.2f}")
         for image, text in test["examples"]:
             print(f"  {image}: {text}")
-        import json
-
-        from rnnlab.checkpoint import atomic_write
-
-        atomic_write(Path(out) / "test_scores.json", json.dumps(test, indent=2).encode())
+        save_scores(out, test)
     return 0
 
 
@@ -237,11 +229,7 @@ def cmd_train_transcribe(args) -> int:
             f"test speaker: CER greedy {100 * test['cer_greedy']:.2f}%, prefix beam {100 * test['cer_beam']:.2f}%; "
             f"whole strings right: greedy {100 * test['exact_greedy']:.1f}%, beam {100 * test['exact_beam']:.1f}%"
         )
-        import json
-
-        from rnnlab.checkpoint import atomic_write
-
-        atomic_write(Path(out) / "test_scores.json", json.dumps(test, indent=2).encode())
+        save_scores(out, test)
     return 0
 
 

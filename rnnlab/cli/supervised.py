@@ -6,10 +6,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from rnnlab import checkpoint
-from rnnlab.cli.common import FMT, add_model_flags, add_train_flags, interrupted, run_dir, train_config
+from rnnlab.cli.common import FMT, add_model_flags, add_train_flags, interrupted, run_dir, save_scores, train_config
 from rnnlab.errors import RnnlabError
 from rnnlab.tasks import classify, forecast, tag
 
@@ -186,7 +184,7 @@ def cmd_train_classify(args) -> int:
     _report_best(out, result)
     if test is not None:
         _print_classification("test", test, run.labels)
-        _save_scores(out, "test", test)
+        save_scores(out, test)
     return 0
 
 
@@ -206,7 +204,7 @@ def cmd_train_tag(args) -> int:
     _report_best(out, result)
     if test is not None:
         _print_tagging("test", test)
-        _save_scores(out, "test", test)
+        save_scores(out, test)
     return 0
 
 
@@ -237,7 +235,7 @@ def cmd_train_forecast(args) -> int:
     _report_best(out, result)
     print(forecast.table_text(report))
     path = forecast.plot(report, Path(out) / "forecast.png", title=f"{run.options.csv}: {report.target}")
-    _save_scores(out, "test", {name: e for name, e in report.table.items()})
+    save_scores(out, report.table)
     print(f"wrote {path}")
     return 0
 
@@ -246,13 +244,6 @@ def _report_best(out: Path, result) -> None:
     best = ", ".join(f"{k} {v:.4f}" for k, v in result.best_metrics.items() if k != "score")
     at = f" (best at step {result.best_step}: {best})" if result.best_step else ""
     print(f"saved {out}: step {result.step}, {result.elapsed / 60:.1f} min{at}")
-
-
-def _save_scores(out: Path, name: str, scores: dict) -> None:
-    import json
-
-    plain = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in scores.items() if k != "predictions"}
-    checkpoint.atomic_write(Path(out) / f"{name}_scores.json", json.dumps(plain, indent=2).encode())
 
 
 def _print_classification(what: str, s: dict, labels: list[str]) -> None:

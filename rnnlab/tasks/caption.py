@@ -13,7 +13,7 @@ the nearest training image by pixel statistics (per-channel means and standard d
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from rnnlab.errors import CheckpointError, ConfigError, DataError
 from rnnlab.models.generator import IMAGE_SIZE, Captioner, CaptionerConfig
 from rnnlab.models.seq2seq import BOS, EOS
 from rnnlab.models.tagger import IGNORE
+from rnnlab.tasks.runs import options_from_dict, start_or_resume
 from rnnlab.train import TrainConfig, Trainer
 
 KIND = "captioner"
@@ -97,8 +98,7 @@ class CaptionOptions:
 
     @classmethod
     def from_dict(cls, d: dict) -> CaptionOptions:
-        plain = {f.name: d[f.name] for f in fields(cls) if f.name in d and f.name != "train"}
-        return cls(train=TrainConfig.from_dict(d["train"]), **plain)
+        return options_from_dict(cls, d)
 
 
 def caption_vocab(captions: list[list[str]], min_count: int) -> WordVocab:
@@ -204,12 +204,7 @@ def baselines(data: CaptionData, split: str = "test") -> dict[str, list[str]]:
 
 def train(options: CaptionOptions, out: Path, resume: bool = False, progress: bool = True):
     out = Path(out)
-    if resume:
-        saved = CaptionOptions.from_dict(checkpoint.load(out, KIND).config["options"])
-        budget = {"max_steps": options.train.max_steps, "max_minutes": options.train.max_minutes}
-        options = replace(saved, train=replace(saved.train, **budget))
-    elif checkpoint.is_checkpoint(out):
-        raise ConfigError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+    options = start_or_resume(out, KIND, options, resume)
     data = load_data(options.folder)
     vocab = caption_vocab(data.captions["train"], options.min_count)
     pixels = data.images["train"].astype(np.float32) / 255.0

@@ -15,7 +15,7 @@ the end with them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from rnnlab.data.sentiment import read_imdb, read_sst
 from rnnlab.data.uea import read_ts
 from rnnlab.errors import CheckpointError, ConfigError, DataError
 from rnnlab.models.classifier import ClassifierConfig, build_classifier
+from rnnlab.tasks.runs import options_from_dict, start_or_resume
 from rnnlab.train import TrainConfig, Trainer
 
 KIND = "classifier"
@@ -155,8 +156,7 @@ class ClassifyOptions:
 
     @classmethod
     def from_dict(cls, d: dict) -> ClassifyOptions:
-        plain = {f.name: d[f.name] for f in fields(cls) if f.name in d and f.name not in ("source", "train")}
-        return cls(ClassifySource(**d["source"]), train=TrainConfig.from_dict(d["train"]), **plain)
+        return options_from_dict(cls, d, source=ClassifySource)
 
 
 @dataclass
@@ -199,13 +199,7 @@ def scores(model, items: list, labels: list[int], batch_size: int = 128) -> dict
 def train(options: ClassifyOptions, out: Path, resume: bool = False, progress: bool = True):
     """Train a classifier into ``out``; returns (TrainResult, ClassifierRun, test scores or None)."""
     out = Path(out)
-    if resume:
-        config = checkpoint.load(out, KIND).config
-        budget = {"max_steps": options.train.max_steps, "max_minutes": options.train.max_minutes}
-        saved = ClassifyOptions.from_dict(config["options"])
-        options = replace(saved, train=replace(saved.train, **budget))
-    elif checkpoint.is_checkpoint(out):
-        raise ConfigError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+    options = start_or_resume(out, KIND, options, resume)
     raw = load_source(options.source, options.val_fraction, options.train.seed)
     names = sorted(set(raw.train.labels), key=_label_key)
     if len(names) < 2:

@@ -19,7 +19,7 @@ Given a CSV (an index/date column and value columns) and a target column:
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ from rnnlab.checkpoint import atomic_write
 from rnnlab.data.series import read_series
 from rnnlab.errors import CheckpointError, ConfigError, DataError
 from rnnlab.models.forecaster import ForecasterConfig, build_forecaster
+from rnnlab.tasks.runs import options_from_dict, start_or_resume
 from rnnlab.train import TrainConfig, Trainer
 
 KIND = "forecaster"
@@ -70,8 +71,7 @@ class ForecastOptions:
 
     @classmethod
     def from_dict(cls, d: dict) -> ForecastOptions:
-        plain = {f.name: d[f.name] for f in fields(cls) if f.name in d and f.name != "train"}
-        return cls(train=TrainConfig.from_dict(d["train"]), **plain)
+        return options_from_dict(cls, d)
 
 
 @dataclass
@@ -241,13 +241,7 @@ def walk_forward(run: ForecasterRun, prepared: Prepared) -> ForecastReport:
 def train(options: ForecastOptions, out: Path, resume: bool = False, progress: bool = True):
     """Train a forecaster into ``out``; returns (TrainResult, ForecasterRun, ForecastReport)."""
     out = Path(out)
-    if resume:
-        config = checkpoint.load(out, KIND).config
-        budget = {"max_steps": options.train.max_steps, "max_minutes": options.train.max_minutes}
-        saved = ForecastOptions.from_dict(config["options"])
-        options = replace(saved, train=replace(saved.train, **budget))
-    elif checkpoint.is_checkpoint(out):
-        raise ConfigError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+    options = start_or_resume(out, KIND, options, resume)
     p = prepare(options)
     w, k = options.window, options.horizon
     fit_x, fit_y = windows(p.z, p.scaling, np.arange(w, p.fit_end - k), w, k)

@@ -14,7 +14,7 @@ chunk level (precision, recall, F1, as conlleval does).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from rnnlab.data.encoders import ColumnEncoder, FeatureEncoder, encoder_from_dic
 from rnnlab.data.hapt import read_hapt
 from rnnlab.errors import CheckpointError, ConfigError, DataError
 from rnnlab.models.tagger import IGNORE, TaggerConfig, build_tagger, tagging_loss
+from rnnlab.tasks.runs import options_from_dict, start_or_resume
 from rnnlab.train import TrainConfig, Trainer
 
 KIND = "tagger"
@@ -124,8 +125,7 @@ class TagOptions:
 
     @classmethod
     def from_dict(cls, d: dict) -> TagOptions:
-        plain = {f.name: d[f.name] for f in fields(cls) if f.name in d and f.name not in ("source", "train")}
-        return cls(TagSource(**d["source"]), train=TrainConfig.from_dict(d["train"]), **plain)
+        return options_from_dict(cls, d, source=TagSource)
 
 
 @dataclass
@@ -191,13 +191,7 @@ def scores(model, items: list, targets: list, names: list[str], batch_size: int 
 def train(options: TagOptions, out: Path, resume: bool = False, progress: bool = True):
     """Train a tagger into ``out``; returns (TrainResult, TaggerRun, test scores or None)."""
     out = Path(out)
-    if resume:
-        config = checkpoint.load(out, KIND).config
-        budget = {"max_steps": options.train.max_steps, "max_minutes": options.train.max_minutes}
-        saved = TagOptions.from_dict(config["options"])
-        options = replace(saved, train=replace(saved.train, **budget))
-    elif checkpoint.is_checkpoint(out):
-        raise ConfigError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+    options = start_or_resume(out, KIND, options, resume)
     data = load_source(options.source, options.window, options.val_fraction, options.train.seed)
     if len(data.names) < 2:
         raise DataError("the training data has only one tag; a tagger needs two or more")

@@ -12,7 +12,7 @@ greedy (best path) and prefix-beam-search decoding.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from rnnlab.data.batching import pad
 from rnnlab.decoding import ctc_greedy, ctc_prefix_beam_search
 from rnnlab.errors import CheckpointError, ConfigError, DataError
 from rnnlab.models.ctc import CTCConfig, CTCModel
+from rnnlab.tasks.runs import options_from_dict, start_or_resume
 from rnnlab.train import TrainConfig, Trainer
 
 KIND = "transcriber"
@@ -142,8 +143,7 @@ class TranscribeOptions:
 
     @classmethod
     def from_dict(cls, d: dict) -> TranscribeOptions:
-        plain = {f.name: d[f.name] for f in fields(cls) if f.name in d and f.name != "train"}
-        return cls(train=TrainConfig.from_dict(d["train"]), **plain)
+        return options_from_dict(cls, d)
 
 
 @dataclass
@@ -195,12 +195,7 @@ def score(model: CTCModel, utterances, mean, std, beam: int) -> dict[str, float]
 
 def train(options: TranscribeOptions, out: Path, resume: bool = False, progress: bool = True):
     out = Path(out)
-    if resume:
-        saved = TranscribeOptions.from_dict(checkpoint.load(out, KIND).config["options"])
-        budget = {"max_steps": options.train.max_steps, "max_minutes": options.train.max_minutes}
-        options = replace(saved, train=replace(saved.train, **budget))
-    elif checkpoint.is_checkpoint(out):
-        raise ConfigError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+    options = start_or_resume(out, KIND, options, resume)
     pools = read_fsdd(options.folder)
     if not any(pools["train"].values()) or not any(pools["test"].values()):
         raise DataError(f"{options.folder}: expected recordings of the speakers {SPEAKERS}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import gzip
 import io
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from rnnlab.decoding import Hypothesis, beam_search, greedy_decode
 from rnnlab.errors import CheckpointError, ConfigError, DataError
 from rnnlab.models.seq2seq import BOS, EOS, PAD, UNK, Seq2Seq, Seq2SeqConfig
 from rnnlab.models.tagger import IGNORE
+from rnnlab.tasks.runs import options_from_dict, start_or_resume
 from rnnlab.train import TrainConfig, Trainer
 
 KIND = "translator"
@@ -153,12 +154,7 @@ class TranslateOptions:
 
     @classmethod
     def from_dict(cls, d: dict) -> TranslateOptions:
-        src = dict(d["source"])
-        for k in ("train", "val", "test"):
-            if src.get(k) is not None:
-                src[k] = tuple(src[k])
-        plain = {f.name: d[f.name] for f in fields(cls) if f.name in d and f.name not in ("source", "train")}
-        return cls(TranslateSource(**src), train=TrainConfig.from_dict(d["train"]), **plain)
+        return options_from_dict(cls, d, source=TranslateSource)
 
 
 @dataclass
@@ -267,14 +263,10 @@ class _Prepared:
 def train(options: TranslateOptions, out: Path, resume: bool = False, progress: bool = True, val_sentences: int = 500):
     """Train a translator into ``out``; returns (TrainResult, TranslatorRun, test scores or None)."""
     out = Path(out)
+    options = start_or_resume(out, KIND, options, resume)
     if resume:
         ckpt = checkpoint.load(out, KIND)
-        budget = {"max_steps": options.train.max_steps, "max_minutes": options.train.max_minutes}
-        saved = TranslateOptions.from_dict(ckpt.config["options"])
-        options = replace(saved, train=replace(saved.train, **budget))
         src_words, tgt_words = Subwords(ckpt.read("src.spm")), Subwords(ckpt.read("tgt.spm"))
-    elif checkpoint.is_checkpoint(out):
-        raise ConfigError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
     train_src, train_tgt = options.source.pairs("train")
     if not resume:
         src_words = Subwords.train(train_src, options.vocab_size)
