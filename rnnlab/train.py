@@ -15,7 +15,8 @@ Nothing here knows which cell or task it trains. It needs:
   vocabulary...), enough to rebuild the model from the checkpoint.
 
 Besides the checkpoint, a run folder gets ``curves.png`` (loss, validation loss, gradient norm
-before clipping, learning rate) when training stops.
+before clipping, learning rate) when training stops, and, when the ``tensorboard`` package is
+installed, the same numbers as TensorBoard event files in ``RUN/tensorboard``.
 
 Truncated BPTT: after each batch the carried state is detached (``detach_state``): the next
 batch starts from its value but gradients stop at the batch boundary. The state is reset to zeros
@@ -161,6 +162,7 @@ class Trainer:
         self.evals_since_best = 0
         self._stop_signal: int | None = None
         self._tokens_per_s: int | None = None
+        self._board = None  # a TensorBoard SummaryWriter while fit() runs, if tensorboard is installed
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -259,11 +261,14 @@ class Trainer:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 handlers[sig] = signal.signal(sig, self._on_signal)
+        self._board = _summary_writer(self.run_dir / "tensorboard")
         try:
             return self._fit()
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
+            if self._board is not None:
+                self._board.close()
 
     def _fit(self) -> TrainResult:
         c = self.config
@@ -319,6 +324,10 @@ class Trainer:
                 tokens_window, time_window = 0, 0.0
             row["elapsed_s"] = round(self.elapsed, 2)
             self.rows.append(row)
+            if self._board is not None:
+                for key, value in row.items():
+                    if key != "step":
+                        self._board.add_scalar(key, value, self.step)
             self._show(bar, row, evaluated)
             if evaluated:
                 self.save()
@@ -351,3 +360,12 @@ class Trainer:
             bar.write(
                 f"step {self.step:>6}  {self.elapsed / 60:5.1f} min  loss {row['loss']:.4f}  {scores}", file=sys.stderr
             )
+
+
+def _summary_writer(folder: Path):
+    """A TensorBoard SummaryWriter for ``folder``, or None when the tensorboard package is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(folder))

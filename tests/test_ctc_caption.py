@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from conftest import SHARED_DATA
+
 from rnnlab.decoding import ctc_greedy, ctc_prefix_beam_search
 from rnnlab.errors import DataError
 from rnnlab.models.ctc import CTCConfig, CTCModel
@@ -101,8 +101,21 @@ def test_captioning_runs_end_to_end(tmp_path, capsys):
     assert data.images["test"].shape == (100, 3, 96, 96) and all(len(c) == 5 for c in data.captions["test"])
     base = caption.baselines(data)
     assert set(base) == {"most frequent training caption", "nearest training image by pixel statistics"}
-    argv = ["train", "caption", "--folder", str(SHARED_DATA / "captioning/flickr8k_1000"), "--max-steps", "6",
-            "--eval-every", "3", "--hidden", "32", "--out", str(tmp_path / "run"), "--quiet"]
+    argv = [
+        "train",
+        "caption",
+        "--folder",
+        str(SHARED_DATA / "captioning/flickr8k_1000"),
+        "--max-steps",
+        "6",
+        "--eval-every",
+        "3",
+        "--hidden",
+        "32",
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+    ]
     assert main(argv) == 0
     assert "test BLEU-4, most frequent training caption" in capsys.readouterr().out
     image = SHARED_DATA / "captioning/flickr8k_1000/images" / data.names["test"][0]
@@ -117,8 +130,15 @@ def test_transcription_runs_end_to_end(tmp_path, capsys):
     from rnnlab.train import TrainConfig
 
     fsdd = SHARED_DATA / "speech/fsdd"
-    options = transcribe.TranscribeOptions(str(fsdd), hidden_size=16, num_layers=1, batch_size=8, val_size=8,
-                                           test_size=8, train=TrainConfig(max_steps=4, eval_every=2))
+    options = transcribe.TranscribeOptions(
+        str(fsdd),
+        hidden_size=16,
+        num_layers=1,
+        batch_size=8,
+        val_size=8,
+        test_size=8,
+        train=TrainConfig(max_steps=4, eval_every=2),
+    )
     _, _, test = transcribe.train(options, tmp_path / "run", progress=False)
     assert set(test) == {"cer_greedy", "exact_greedy", "cer_beam", "exact_beam"}
     assert main(["transcribe", str(tmp_path / "run"), str(fsdd / "7_theo_0.wav"), "--beam", "0"]) == 2

@@ -114,8 +114,20 @@ def test_seq2seq_learns_to_reverse(attention):
     context vector (trained just as long) does clearly worse."""
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    model = Seq2Seq(Seq2SeqConfig(12, 12, cell="gru", embedding_dim=32, hidden_size=32, encoder_layers=1,
-                                  attention=attention, attention_size=32, dropout=0.0, label_smoothing=0.0))
+    model = Seq2Seq(
+        Seq2SeqConfig(
+            12,
+            12,
+            cell="gru",
+            embedding_dim=32,
+            hidden_size=32,
+            encoder_layers=1,
+            attention=attention,
+            attention_size=32,
+            dropout=0.0,
+            label_smoothing=0.0,
+        )
+    )
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)
     from types import SimpleNamespace
 

@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
 from conftest import SHARED_DATA
+
 from rnnlab.cli import main
 from rnnlab.errors import DataError
 from rnnlab.tasks import classify, forecast, tag
@@ -30,7 +30,11 @@ def sst_csv(tmp_path_factory):
 def test_classify_csv_learns_and_predicts(sst_csv, tmp_path, capsys):
     options = classify.ClassifyOptions(
         classify.ClassifySource(csv=str(sst_csv / "train.csv"), test_csv=str(sst_csv / "dev.csv")),
-        hidden_size=32, embedding_dim=32, min_count=1, max_tokens=None, batch_size=32,
+        hidden_size=32,
+        embedding_dim=32,
+        min_count=1,
+        max_tokens=None,
+        batch_size=32,
         train=TrainConfig(max_steps=300, eval_every=100, lr=5e-3),
     )
     result, run, test = classify.train(options, tmp_path / "run", progress=False)
@@ -56,9 +60,14 @@ def test_classify_bad_inputs(sst_csv, tmp_path, capsys):
 
 def test_padding_and_series_classification():
     options = classify.ClassifyOptions(
-        classify.ClassifySource(ts=str(SHARED_DATA / "seqclass/BasicMotions_TRAIN.ts"),
-                                test_ts=str(SHARED_DATA / "seqclass/BasicMotions_TEST.ts")),
-        hidden_size=32, val_fraction=0.0, batch_size=8, train=TrainConfig(max_steps=150, eval_every=150, lr=5e-3),
+        classify.ClassifySource(
+            ts=str(SHARED_DATA / "seqclass/BasicMotions_TRAIN.ts"),
+            test_ts=str(SHARED_DATA / "seqclass/BasicMotions_TEST.ts"),
+        ),
+        hidden_size=32,
+        val_fraction=0.0,
+        batch_size=8,
+        train=TrainConfig(max_steps=150, eval_every=150, lr=5e-3),
     )
     raw = classify.load_source(options.source, options.val_fraction, 0)
     assert raw.kind == "series" and raw.train.inputs[0].shape == (100, 6) and len(raw.test.inputs) == 40
@@ -71,8 +80,12 @@ def test_padding_and_series_classification():
 
 
 def test_tagger_on_conll_chunking(tmp_path):
-    options = tag.TagOptions(tag.TagSource(conll=str(SHARED_DATA / "framelabel/conll2000.zip")), hidden_size=48,
-                             embedding_dim=32, train=TrainConfig(max_steps=150, eval_every=75, lr=5e-3))
+    options = tag.TagOptions(
+        tag.TagSource(conll=str(SHARED_DATA / "framelabel/conll2000.zip")),
+        hidden_size=48,
+        embedding_dim=32,
+        train=TrainConfig(max_steps=150, eval_every=75, lr=5e-3),
+    )
     result, run, test = tag.train(options, tmp_path / "run", progress=False)
     assert "B-NP" in run.names and test["chunk_f1"] > 0.6
     sentence = "He/PRP reckons/VBZ the/DT current/JJ account/NN deficit/NN will/MD narrow/VB"
@@ -88,16 +101,25 @@ def test_hapt_frames_and_unlabelled_frames(tmp_path):
     assert len(recordings) == 8 and names[0] == "WALKING" and len(names) == 12
     labels = np.concatenate([r.labels for r in recordings])
     assert 0.2 < (labels == IGNORE).mean() < 0.35  # ~28% unlabelled
-    options = tag.TagOptions(tag.TagSource(hapt=str(SHARED_DATA / "framelabel/hapt_raw")), hidden_size=32,
-                             window=128, train=TrainConfig(max_steps=40, eval_every=40, lr=5e-3))
+    options = tag.TagOptions(
+        tag.TagSource(hapt=str(SHARED_DATA / "framelabel/hapt_raw")),
+        hidden_size=32,
+        window=128,
+        train=TrainConfig(max_steps=40, eval_every=40, lr=5e-3),
+    )
     _, _, test = tag.train(options, tmp_path / "run", progress=False)
     assert 0 < test["accuracy"] <= 1 and "chunk_f1" not in test
 
 
 def test_forecast_against_baselines(tmp_path):
     options = forecast.ForecastOptions(
-        csv=str(SHARED_DATA / "timeseries/airline_passengers.csv"), horizon=3, window=24, season=12, log=True,
-        hidden_size=32, train=TrainConfig(max_steps=150, eval_every=50, lr=5e-3),
+        csv=str(SHARED_DATA / "timeseries/airline_passengers.csv"),
+        horizon=3,
+        window=24,
+        season=12,
+        log=True,
+        hidden_size=32,
+        train=TrainConfig(max_steps=150, eval_every=50, lr=5e-3),
     )
     _, run, report = forecast.train(options, tmp_path / "run", progress=False)
     assert set(report.table) == {"model", "naive", "seasonal naive"}
@@ -124,14 +146,26 @@ def test_forecast_bad_series(tmp_path):
     with pytest.raises(DataError, match="not a number"):
         forecast.prepare(forecast.ForecastOptions(csv=str(csv), window=2))
     with pytest.raises(DataError, match="no value column 'price'"):
-        forecast.prepare(replace(forecast.ForecastOptions(csv=str(SHARED_DATA / "timeseries/msft_daily.csv")),
-                                 target="price"))
+        forecast.prepare(
+            replace(forecast.ForecastOptions(csv=str(SHARED_DATA / "timeseries/msft_daily.csv")), target="price")
+        )
 
 
 def test_checkpoint_of_another_task_is_refused(tmp_path, capsys):
     out = tmp_path / "f"
-    argv = ["train", "forecast", "--csv", str(SHARED_DATA / "timeseries/airline_passengers.csv"), "--max-steps", "5",
-            "--out", str(out), "--quiet", "--season", "12"]
+    argv = [
+        "train",
+        "forecast",
+        "--csv",
+        str(SHARED_DATA / "timeseries/airline_passengers.csv"),
+        "--max-steps",
+        "5",
+        "--out",
+        str(out),
+        "--quiet",
+        "--season",
+        "12",
+    ]
     assert main(argv) == 0
     capsys.readouterr()
     assert main(["sample", str(out)]) == 2

@@ -215,3 +215,11 @@ def test_best_weights_are_kept_and_patience_stops(tmp_path):
     best, last = ckpt.best_state(), ckpt.model_state()
     assert all(torch.equal(best[k], seen[2][k]) for k in best)
     assert all(torch.equal(last[k], seen[5][k]) for k in last)
+
+
+def test_tensorboard_events_are_written(small_text, tmp_path):
+    pytest.importorskip("tensorboard")  # a test dependency: installed in CI
+    charlm.train(_options(small_text, 5), tmp_path / "run", progress=False)
+    events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 100
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 10_000

@@ -3,8 +3,8 @@
 import gzip
 
 import pytest
-
 from conftest import SHARED_DATA
+
 from rnnlab.cli import main
 
 pytestmark = pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data (the real data sets)")
@@ -23,29 +23,87 @@ def files(tmp_path_factory):
 
 def test_translation_trains_translates_and_draws_attention(files, tmp_path, capsys):
     run = tmp_path / "run"
-    argv = ["train", "translate", "--train-files", str(files / "train.de"), str(files / "train.en"),
-            "--test-files", str(files / "test.de"), str(files / "test.en"), "--vocab-size", "600",
-            "--hidden", "32", "--layers", "1", "--embedding", "32", "--max-steps", "40", "--batch-size", "32",
-            "--beam", "3", "--out", str(run), "--quiet"]
+    argv = [
+        "train",
+        "translate",
+        "--train-files",
+        str(files / "train.de"),
+        str(files / "train.en"),
+        "--test-files",
+        str(files / "test.de"),
+        str(files / "test.en"),
+        "--vocab-size",
+        "600",
+        "--hidden",
+        "32",
+        "--layers",
+        "1",
+        "--embedding",
+        "32",
+        "--max-steps",
+        "40",
+        "--batch-size",
+        "32",
+        "--beam",
+        "3",
+        "--out",
+        str(run),
+        "--quiet",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "test BLEU, greedy" in out and "test BLEU, beam 3" in out
-    png = tmp_path / "map.png"
-    assert main(["translate", str(run), "ein Mann fährt Fahrrad .", "--attention-map", str(png)]) == 0
+    png, page = tmp_path / "map.png", tmp_path / "maps.html"
+    sentences = tmp_path / "s.txt"
+    sentences.write_text("zwei Hunde spielen im Schnee .\nein Kind lacht .\n")
+    argv = [
+        "translate",
+        str(run),
+        "ein Mann fährt Fahrrad .",
+        "--file",
+        str(sentences),
+        "--attention-map",
+        str(png),
+        "--attention-html",
+        str(page),
+    ]
+    assert main(argv) == 0
     assert png.stat().st_size > 5_000
+    html = page.read_text()
+    assert html.count("<table") == 3 and "ein Mann fährt Fahrrad" in html and "http" not in html
     assert main(["eval", str(run)]) == 0
     assert "test BLEU, beam 3" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["   "], "empty sentence"),
-    (["ein Mann", "--beam", "0"], "beam width"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["   "], "empty sentence"),
+        (["ein Mann", "--beam", "0"], "beam width"),
+    ],
+)
 def test_translate_bad_input(files, tmp_path, capsys, argv, message):
     run = tmp_path / "run"
-    train = ["train", "translate", "--train-files", str(files / "train.de"), str(files / "train.en"),
-             "--vocab-size", "300", "--hidden", "8", "--layers", "1", "--embedding", "8", "--max-steps", "2",
-             "--out", str(run), "--quiet"]
+    train = [
+        "train",
+        "translate",
+        "--train-files",
+        str(files / "train.de"),
+        str(files / "train.en"),
+        "--vocab-size",
+        "300",
+        "--hidden",
+        "8",
+        "--layers",
+        "1",
+        "--embedding",
+        "8",
+        "--max-steps",
+        "2",
+        "--out",
+        str(run),
+        "--quiet",
+    ]
     assert main(train) == 0
     capsys.readouterr()
     assert main(["translate", str(run), *argv]) == 2

@@ -86,9 +86,11 @@ def add_train_parsers(tasks) -> None:
 def add_parsers(sub) -> None:
     p = sub.add_parser("translate", formatter_class=FMT, help="translate sentences with a trained translator")
     p.add_argument("run", metavar="RUN", help="checkpoint folder")
-    p.add_argument("sentences", nargs="+", metavar="SENTENCE", help="sentences to translate")
+    p.add_argument("sentences", nargs="*", metavar="SENTENCE", help="sentences to translate")
+    p.add_argument("--file", metavar="FILE", help="a UTF-8 file of sentences, one per line")
     p.add_argument("--beam", type=int, metavar="K", help="beam width (default: the run's)")
     p.add_argument("--attention-map", type=Path, metavar="PNG", help="draw the attention weights of the first sentence")
+    p.add_argument("--attention-html", type=Path, metavar="HTML", help="a page with the attention map of every sentence")
     p.set_defaults(func=cmd_translate)
 
     c = sub.add_parser("caption", formatter_class=FMT, help="caption images with a trained captioner")
@@ -149,15 +151,34 @@ def cmd_train_translate(args) -> int:
 
 
 def cmd_translate(args) -> int:
+    from rnnlab.viz.attention import plot_attention, write_attention_page
+
+    sentences = list(args.sentences)
+    if args.file:
+        from rnnlab.data.text import read_text
+
+        sentences += [line for line in read_text(args.file).splitlines() if line.strip()]
+    if not sentences:
+        raise RnnlabError("give sentences to translate, as arguments or with --file FILE")
     run = translate.load_run(args.run)
-    results = translate.translate(run, args.sentences, args.beam)
+    results = translate.translate(run, sentences, args.beam)
     for t in results:
         print(t.text)
+    if (args.attention_map or args.attention_html) and results[0].attention is None:
+        raise RnnlabError("this model has no attention (it was trained with --attention none)")
     if args.attention_map:
         if args.attention_map.suffix.lower() != ".png":
             raise RnnlabError(f"--attention-map needs a .png file name, got {args.attention_map}")
-        path = translate.plot_attention(results[0], args.attention_map, f"{args.sentences[0]}  ->  {results[0].text}")
+        t = results[0]
+        path = plot_attention(
+            t.target_pieces, t.source_pieces, t.attention, args.attention_map, f"{sentences[0]}  ->  {t.text}"
+        )
         print(f"wrote {path}")
+    if args.attention_html:
+        items = [
+            (t.target_pieces, t.source_pieces, t.attention, f"{s}  \u2192  {t.text}") for s, t in zip(sentences, results)
+        ]
+        print(f"wrote {write_attention_page(items, args.attention_html)}")
     return 0
 
 

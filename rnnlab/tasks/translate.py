@@ -387,29 +387,3 @@ def translate(run: TranslatorRun, sentences: list[str], beam: int | None = None)
         )
         for x, h in zip(items, hyps)
     ]
-
-
-def plot_attention(t: Translation, path: Path, title: str = "") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from rnnlab.checkpoint import atomic_write
-
-    if t.attention is None:
-        raise ConfigError("this model has no attention (it was trained with --attention none)")
-    att = t.attention.numpy()
-    fig, ax = plt.subplots(figsize=(1 + 0.45 * len(t.source_pieces), 1 + 0.4 * len(t.target_pieces)))
-    ax.imshow(att, cmap="Greys", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(len(t.source_pieces)), t.source_pieces, rotation=60, ha="right")
-    ax.set_yticks(range(len(t.target_pieces)), t.target_pieces)
-    ax.set_xlabel("source")
-    ax.set_ylabel("translation")
-    ax.set_title(title or t.text, fontsize=9)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write(path, buffer.getvalue())
-    return path
