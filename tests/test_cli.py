@@ -72,6 +72,7 @@ def test_train_sample_eval_hello(capsys, run_dir, text_file):
         "metrics.csv",
         "model.safetensors",
         "samples.txt",
+        *(["tensorboard"] if (run_dir / "tensorboard").exists() else []),
         "trainer.safetensors",
     ]
 
@@ -126,7 +127,8 @@ def _copy(run_dir: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "copy"
     dst.mkdir(parents=True)
     for p in run_dir.iterdir():
-        (dst / p.name).write_bytes(p.read_bytes())
+        if p.is_file():
+            (dst / p.name).write_bytes(p.read_bytes())
     return dst
 
 

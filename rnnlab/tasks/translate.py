@@ -378,12 +378,11 @@ def translate(run: TranslatorRun, sentences: list[str], beam: int | None = None)
             raise DataError(f"{s!r}: none of its pieces are in the source vocabulary")
         items.append(torch.tensor(ids + [EOS]))
     hyps = translate_ids(run.model, items, beam, run.options.alpha, record_attention=True)
-    return [
-        Translation(
-            run.tgt_words.decode(h.tokens),
-            run.src_words.pieces(x[:-1].tolist()) + ["</s>"],
-            run.tgt_words.pieces(h.tokens) + ["</s>"],
-            h.attention,
-        )
-        for x, h in zip(items, hyps)
-    ]
+    out = []
+    for x, h in zip(items, hyps):
+        target = run.tgt_words.pieces(h.tokens) + ["</s>"]
+        if h.attention is not None:
+            target = target[: h.attention.shape[0]]  # no </s> row when decoding ran out of steps
+        source = run.src_words.pieces(x[:-1].tolist()) + ["</s>"]
+        out.append(Translation(run.tgt_words.decode(h.tokens), source, target, h.attention))
+    return out
