@@ -10,8 +10,8 @@ how saturated tanh is: below 1 the gradient vanishes exponentially, and with a r
 the dynamics turn chaotic and it explodes. An LSTM's cell state adds a path c_{t+1} = f * c_t + ...
 whose Jacobian is just diag(f): with forget gates near 1, gradients travel far.
 
-``hidden_gradient_norms`` measures ||dL/dh_t|| for every t by adding a zero tensor to each h_t and
-asking autograd for the gradient with respect to it.
+``state_gradient_norms`` measures ||dL/ds_t|| (s_t = h_t, and c_t for an LSTM) for every t by
+adding a zero tensor to each state and asking autograd for the gradient with respect to it.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ from torch import Tensor
 from rnnlab.cells import Cell, State
 
 
-def hidden_gradient_norms(cell: Cell, x: Tensor, readout: Tensor | None = None, state: State | None = None) -> Tensor:
-    """||dL/dh_t|| for t = 0..T-1, averaged over the batch, with L = readout . h_{T-1}.
+def state_gradient_norms(cell: Cell, x: Tensor, readout: Tensor | None = None, state: State | None = None) -> Tensor:
+    """||dL/ds_t|| for t = 0..T-1, averaged over the batch, with L = readout . h_{T-1}.
 
-    x (B, T, I); readout (H,), default a fixed random unit vector. Returns (T,).
+    s_t is the cell's whole state after step t: h_t, and for an LSTM also c_t (the norm is taken
+    over both together, since either can carry the past). x (B, T, I); readout (H,), by default a
+    fixed random unit vector. Returns (T,).
     """
     batch, steps, _ = x.shape
     if readout is None:
@@ -37,13 +39,18 @@ def hidden_gradient_norms(cell: Cell, x: Tensor, readout: Tensor | None = None, 
         readout = readout / readout.norm()
     state = cell.initial_state(batch, dtype=x.dtype) if state is None else state
     xw = cell.project(x.transpose(0, 1))  # (T, B, G*H)
-    probes = [torch.zeros(batch, cell.hidden_size, dtype=x.dtype, requires_grad=True) for _ in range(steps)]
-    for xw_t, probe in zip(xw.unbind(0), probes):
+    probes = []
+    for xw_t in xw.unbind(0):
         state = cell.recur(xw_t, state)
-        state = (state[0] + probe, *state[1:])  # h_t + 0: its gradient is dL/dh_t
+        step_probes = [torch.zeros_like(s, requires_grad=True) for s in state]
+        state = tuple(s + p for s, p in zip(state, step_probes))  # s_t + 0: its gradient is dL/ds_t
+        probes.append(step_probes)
     loss = (state[0] * readout).sum()
-    grads = torch.autograd.grad(loss, probes)
-    return torch.stack([g.norm(dim=-1).mean() for g in grads]).detach()
+    flat = [p for step in probes for p in step]
+    grads = torch.autograd.grad(loss, flat, allow_unused=True)  # the last c_t does not reach L: None
+    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(flat, grads)]
+    per_step = torch.stack(grads).view(steps, len(state), batch, -1)  # (T, parts, B, H)
+    return per_step.pow(2).sum((1, 3)).sqrt().mean(1).detach()
 
 
 @dataclass

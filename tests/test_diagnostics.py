@@ -9,7 +9,7 @@ import torch
 from rnnlab.cells import LSTMCell, RNNCell
 from rnnlab.diagnostics import (
     fit_rate,
-    hidden_gradient_norms,
+    state_gradient_norms,
     largest_singular_value,
     set_spectral_radius,
     spectral_radius,
@@ -26,7 +26,7 @@ def test_linear_regime_decays_exactly_at_the_spectral_radius(radius):
     with torch.no_grad():
         cell.weight_hh.copy_(radius * q)
         cell.bias_ih.zero_(), cell.bias_hh.zero_()
-    norms = hidden_gradient_norms(cell, torch.zeros(2, 30, 3, dtype=torch.double)).numpy()
+    norms = state_gradient_norms(cell, torch.zeros(2, 30, 3, dtype=torch.double)).numpy()
     expected = radius ** np.arange(29, -1, -1)
     np.testing.assert_allclose(norms, expected, rtol=1e-10)
     fit = fit_rate(norms)
@@ -55,5 +55,5 @@ def test_lstm_carries_gradient_further_than_a_vanilla_rnn():
     x = torch.randn(8, 60, 10, dtype=torch.double)
     rnn, lstm = RNNCell(10, 32).double(), LSTMCell(10, 32).double()
     set_spectral_radius(rnn.weight_hh, 0.5)
-    lstm_norms, rnn_norms = hidden_gradient_norms(lstm, x), hidden_gradient_norms(rnn, x)
+    lstm_norms, rnn_norms = state_gradient_norms(lstm, x), state_gradient_norms(rnn, x)
     assert lstm_norms[0] / lstm_norms[-1] > 1e6 * rnn_norms[0] / rnn_norms[-1]

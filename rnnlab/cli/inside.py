@@ -20,7 +20,8 @@ def add_parsers(sub) -> None:
     gr.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm", help="cell to measure untrained and trained")
     gr.add_argument("--steps", type=int, default=100, metavar="T", help="sequence length")
     gr.add_argument("--hidden", type=int, default=128, metavar="N", help="hidden units")
-    gr.add_argument("--train-steps", type=int, default=300, metavar="N", help="training steps for the trained model")
+    gr.add_argument("--train-steps", type=int, default=300, metavar="N", help="training steps for the trained models")
+    gr.add_argument("--run", metavar="RUN", help="also measure this trained character model (of the bundled corpus)")
     gr.add_argument("--out", type=Path, default=Path("runs/gradients"), metavar="DIR", help="folder for the plots")
     gr.set_defaults(func=cmd_gradients)
 
@@ -56,7 +57,7 @@ def add_parsers(sub) -> None:
 def cmd_gradients(args) -> int:
     from rnnlab.tasks import gradients
 
-    report = gradients.gradient_flow(args.cell, args.steps, args.hidden, args.train_steps)
+    report = gradients.gradient_flow(args.cell, args.steps, args.hidden, args.train_steps, run=args.run)
     paths = gradients.plot(report, args.out)
     print(f"||dL/dh_t|| over T = {args.steps} steps of real text, L reading the last hidden state")
     print(
@@ -66,8 +67,8 @@ def cmd_gradients(args) -> int:
     for c in report.curves:
         radius = f"{c.radius:.3f}" if c.radius is not None else "-"
         ratio = c.norms[0] / c.norms[-1]
-        print(f"  {c.label:28} {radius:>12} {c.sigma_max:9.3f} {c.fit.rate:10.4f} {c.fit.steps:6d} st {ratio:28.3g}")
-    print("clipping, vanilla RNN at radius 1.5, SGD lr 0.5:")
+        print(f"  {c.label:34} {radius:>12} {c.sigma_max:9.3f} {c.fit.rate:10.4f} {c.fit.steps:6d} st {ratio:28.3g}")
+    print("clipping: a vanilla RNN started at radius 1.5, plain SGD lr 0.5:")
     for run in report.clipping:
         finite = [x for x in run.losses if x == x and x != float("inf")]
         print(
