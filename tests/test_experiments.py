@@ -60,3 +60,24 @@ def test_js_divergence():
 
     assert exposure.js_divergence(Counter("aabb"), Counter("abab")) == 0
     assert abs(exposure.js_divergence(Counter("aa"), Counter("bb")) - 1.0) < 1e-12
+
+
+def test_bias_to_remember_sets_the_keeping_gate():
+    from rnnlab.cells import GRUCell, LSTMCell, bias_to_remember
+
+    lstm, gru = LSTMCell(3, 4), GRUCell(3, 4)
+    bias_to_remember(lstm, 3.0)
+    bias_to_remember(gru, 2.0)
+    f = lstm.gates(lstm.project(torch.zeros(1, 3)), torch.zeros(1, 4))[1]
+    z = gru.gates(gru.project(torch.zeros(1, 3)), torch.zeros(1, 4))[1]
+    torch.testing.assert_close(f, torch.full((1, 4), torch.sigmoid(torch.tensor(3.0)).item()))
+    torch.testing.assert_close(z, torch.full((1, 4), torch.sigmoid(torch.tensor(2.0)).item()))
+
+
+def test_a_gate_biased_to_remember_bridges_a_long_lag():
+    """Lag 40, 400 steps: the LSTM with torch's initialisation stays near chance, with its forget
+    gate biased to remember it solves the task (measured: 0.12 and 1.0)."""
+    plain = memory.train_one("lstm", 32, lag=40, steps=400)
+    biased = memory.train_one("lstm", 32, lag=40, steps=400, remember_bias=3.0)
+    assert plain.accuracy < 0.3 < 0.9 < biased.accuracy
+    assert biased.cell == "lstm, forget bias 3"

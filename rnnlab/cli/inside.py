@@ -35,7 +35,7 @@ def add_parsers(sub) -> None:
         "distractors; accuracy per lag, table and PNG.",
     )
     mem.add_argument("--lags", type=int, nargs="+", default=[5, 10, 20, 50, 100, 200], metavar="L", help="lags")
-    mem.add_argument("--steps", type=int, default=1500, metavar="N", help="training steps per cell and lag")
+    mem.add_argument("--steps", type=int, default=1000, metavar="N", help="training steps per cell and lag")
     mem.add_argument("--hidden", type=int, default=64, metavar="N", help="LSTM hidden size; the others match its parameters")
     mem.add_argument("--out", type=Path, default=Path("runs/memory"), metavar="DIR", help="folder for the plot and table")
     mem.set_defaults(func=cmd_memory)

@@ -8,6 +8,9 @@ the network to keep it must travel back the same distance.
 
 Every cell gets the same parameter budget (the hidden size is chosen per cell to match the LSTM's
 parameter count), the same optimiser, batch and number of steps, and is scored on fresh sequences.
+Each gated cell is run twice: with torch's initialisation (every bias near 0, so its forget or update
+gate starts half open and a signal fades like 0.5^k), and with that gate biased to remember
+(``rnnlab.cells.bias_to_remember``, bias 3: 0.95^k).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnlab.cells import cell_class
+from rnnlab.cells import bias_to_remember, cell_class
 from rnnlab.checkpoint import atomic_write
 from rnnlab.errors import ConfigError
 from rnnlab.recurrent import Recurrent
@@ -31,7 +34,7 @@ DISTRACTORS = 8
 QUERY = SIGNALS + DISTRACTORS  # the last input symbol
 SYMBOLS = QUERY + 1
 LAGS = (5, 10, 20, 50, 100, 200)
-CELLS = ("rnn", "lstm", "gru")
+VARIANTS = (("rnn", None), ("lstm", None), ("gru", None), ("lstm", 3.0), ("gru", 3.0))  # (cell, gate bias)
 
 
 def make_batch(batch: int, lag: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,9 +48,11 @@ def make_batch(batch: int, lag: int, generator: torch.Generator) -> tuple[torch.
 class Recaller(nn.Module):
     """one-hot symbols (B, T, SYMBOLS) -> Recurrent -> last step's h -> Linear -> (B, K) scores."""
 
-    def __init__(self, cell: str, hidden: int) -> None:
+    def __init__(self, cell: str, hidden: int, remember_bias: float | None = None) -> None:
         super().__init__()
         self.rnn = Recurrent(cell_class(cell), SYMBOLS, hidden)
+        if remember_bias is not None:
+            bias_to_remember(self.rnn.cells[0], remember_bias)
         self.head = nn.Linear(hidden, SIGNALS)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
@@ -67,7 +72,7 @@ def matched_hidden(cell: str, budget: int) -> int:
 
 @dataclass
 class Result:
-    cell: str
+    cell: str  # the cell, and how it was initialised, e.g. "lstm, forget bias 3"
     hidden: int
     params: int
     lag: int
@@ -76,10 +81,25 @@ class Result:
     seconds: float
 
 
-def train_one(cell: str, hidden: int, lag: int, steps: int, batch: int = 64, lr: float = 3e-3, seed: int = 0) -> Result:
+def variant_name(cell: str, remember_bias: float | None) -> str:
+    if remember_bias is None:
+        return cell
+    return f"{cell}, {'forget' if cell == 'lstm' else 'update'} bias {remember_bias:g}"
+
+
+def train_one(
+    cell: str,
+    hidden: int,
+    lag: int,
+    steps: int,
+    batch: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+    remember_bias: float | None = None,
+) -> Result:
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    model = Recaller(cell, hidden)
+    model = Recaller(cell, hidden, remember_bias)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     started = time.perf_counter()
     loss = torch.tensor(float("nan"))
@@ -95,20 +115,21 @@ def train_one(cell: str, hidden: int, lag: int, steps: int, batch: int = 64, lr:
     with torch.inference_mode():
         ids, targets = make_batch(2000, lag, test)
         accuracy = float((model(ids).argmax(-1) == targets).float().mean())
-    return Result(cell, hidden, parameter_count(cell, hidden), lag, accuracy, loss.item(), seconds)
+    name = variant_name(cell, remember_bias)
+    return Result(name, hidden, parameter_count(cell, hidden), lag, accuracy, loss.item(), seconds)
 
 
 def memory_experiment(
-    lags=LAGS, cells=CELLS, lstm_hidden: int = 64, steps: int = 1500, seed: int = 0, on_result=None
+    lags=LAGS, variants=VARIANTS, lstm_hidden: int = 64, steps: int = 1000, seed: int = 0, on_result=None
 ) -> list[Result]:
     if steps < 1 or lstm_hidden < 1 or any(lag < 2 for lag in lags):
         raise ConfigError(f"need steps >= 1, hidden >= 1 and lags >= 2; got {steps}, {lstm_hidden}, {list(lags)}")
     budget = parameter_count("lstm", lstm_hidden)
     results = []
-    for cell in cells:
+    for cell, remember_bias in variants:
         hidden = matched_hidden(cell, budget)
         for lag in lags:
-            result = train_one(cell, hidden, lag, steps, seed=seed)
+            result = train_one(cell, hidden, lag, steps, seed=seed, remember_bias=remember_bias)
             results.append(result)
             if on_result:
                 on_result(result)
