@@ -130,3 +130,15 @@ def test_carried_state_gives_the_untruncated_loss(shakespeare):
     torch.testing.assert_close(carried, whole_logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=1e-6)
     assert (fresh - whole_logits).abs().max() > 1e-3  # dropping the state does change the predictions
+
+
+def test_cropped_buckets_have_no_padding():
+    from rnnlab.data.batching import BucketBatches
+
+    items = [torch.arange(n) for n in range(5, 105)]
+    batches = BucketBatches(items, batch_size=10, labels=list(range(100)), seed=0, crop=True)
+    for step in range(len(batches)):
+        b = batches.batch(step)
+        assert b.lengths.unique().numel() == 1  # one length: no padding
+        for row, i, label in zip(b.inputs, b.index.tolist(), b.labels.tolist()):
+            assert torch.equal(row, items[i][-len(row) :]) and label == i  # the end of its own sequence

@@ -9,10 +9,10 @@ import torch
 from rnnlab.cells import LSTMCell, RNNCell
 from rnnlab.diagnostics import (
     fit_rate,
-    state_gradient_norms,
     largest_singular_value,
     set_spectral_radius,
     spectral_radius,
+    state_gradient_norms,
 )
 
 

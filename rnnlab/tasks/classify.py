@@ -147,6 +147,7 @@ class ClassifyOptions:
     vocab_size: int = 30_000
     min_count: int = 2
     max_tokens: int | None = 400  # keep the last N words of a text
+    crop: bool = True  # training batches cut to their shortest text (no padding: faster)
     batch_size: int = 64
     val_fraction: float = 0.1
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_minutes=10, eval_every=100, lr=2e-3))
@@ -227,7 +228,11 @@ def train(options: ClassifyOptions, out: Path, resume: bool = False, progress: b
     )
     model = build_classifier(model_config)
     batches = BucketBatches(
-        train_items, min(options.batch_size, len(train_items)), labels=train_labels, seed=options.train.seed
+        train_items,
+        min(options.batch_size, len(train_items)),
+        labels=train_labels,
+        seed=options.train.seed,
+        crop=options.crop,
     )
 
     def evaluate(m) -> dict[str, float]:
