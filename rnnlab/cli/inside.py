@@ -13,7 +13,7 @@ def add_parsers(sub) -> None:
         "gradients",
         formatter_class=FMT,
         help="measure gradient flow through time",
-        description="Measure ||dL/dh_t|| over a sequence for untrained and trained models and for vanilla RNNs with "
+        description="Measure ||dL/ds_t|| over a sequence for untrained and trained models and for vanilla RNNs with "
         "W_hh rescaled to several spectral radii; fit the rate per step; show what clipping does to an "
         "exploding run. Writes PNG plots.",
     )
@@ -59,21 +59,24 @@ def cmd_gradients(args) -> int:
 
     report = gradients.gradient_flow(args.cell, args.steps, args.hidden, args.train_steps, run=args.run)
     paths = gradients.plot(report, args.out)
-    print(f"||dL/dh_t|| over T = {args.steps} steps of real text, L reading the last hidden state")
+    print(f"||dL/ds_t|| over T = {args.steps} steps of real text (s_t = h_t, and c_t for an LSTM), L reading h_T-1")
     print(
-        f"  {'model':28} {'radius(W_hh)':>12} {'sigma_max':>9} {'rate/step':>10} {'fit over':>9} "
-        f"{'||dL/dh_0|| / ||dL/dh_T-1||':>28}"
+        f"  {'model':34} {'radius(W_hh)':>12} {'sigma_max':>9} {'rate/step':>10} {'fit over':>9} "
+        f"{'||dL/ds_0|| / ||dL/ds_T-1||':>28}"
     )
     for c in report.curves:
         radius = f"{c.radius:.3f}" if c.radius is not None else "-"
         ratio = c.norms[0] / c.norms[-1]
         print(f"  {c.label:34} {radius:>12} {c.sigma_max:9.3f} {c.fit.rate:10.4f} {c.fit.steps:6d} st {ratio:28.3g}")
-    print("clipping: a vanilla RNN started at radius 1.5, plain SGD lr 0.5:")
-    for run in report.clipping:
-        finite = [x for x in run.losses if x == x and x != float("inf")]
+    print("clipping: a vanilla RNN started at radius 1.5, plain SGD lr 0.5, 150 steps:")
+    for label in dict.fromkeys(r.label for r in report.clipping):
+        runs = [r for r in report.clipping if r.label == label]
+        finals = ", ".join(f"{r.losses[-1]:.2f}" for r in runs)
+        peaks = ", ".join(f"{max(r.losses[10:]):.2f}" for r in runs)
         print(
-            f"  {run.label:12} largest gradient norm {max(run.norms):10.3g}, loss {run.losses[0]:.3f} -> "
-            f"{run.losses[-1]:.3f} after {len(run.losses)} steps (best {min(finite):.3f})"
+            f"  {label:12} loss above its start in {sum(r.blew_up for r in runs)} of {len(runs)} runs; "
+            f"highest loss after step 10: {peaks}; final loss: {finals}; "
+            f"largest gradient norm {max(max(r.norms) for r in runs):.3g}"
         )
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
@@ -84,7 +87,7 @@ def cmd_memory(args) -> int:
 
     def show(r):
         print(
-            f"  {r.cell:4} H {r.hidden:3} lag {r.lag:4}: accuracy {100 * r.accuracy:5.1f}%  ({r.seconds:.0f} s)",
+            f"  {r.cell:20} H {r.hidden:3} lag {r.lag:4}: accuracy {100 * r.accuracy:5.1f}%  ({r.seconds:.0f} s)",
             flush=True,
         )
 

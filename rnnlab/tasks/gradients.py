@@ -8,8 +8,9 @@ Three experiments on character models fed real text (Tiny Shakespeare's held-out
    training run; for the chosen cell untrained; and for any trained model given. Each curve gets a
    fitted rate per step (the factor by which the gradient shrinks or grows per step back in time).
 2. The spectral radius and largest singular value of each model's W_hh.
-3. Clipping: a vanilla RNN started at radius 1.5, trained by plain SGD with and without
-   gradient-norm clipping: its loss and its gradient norm before clipping at every step.
+3. Clipping: a vanilla RNN started at radius 1.5, trained by plain SGD (lr 0.5) with and without
+   gradient-norm clipping, five seeds each: the loss and the gradient norm before clipping at every
+   step, how often the loss shot up above where it started, and where it ended.
 
 The untrained models read their embeddings scaled by ``INPUT_SCALE`` = 0.3: at the embedding's
 full N(0, 1) scale the inputs alone hold many tanh units in saturation, where tanh' is small, and
@@ -40,6 +41,7 @@ from rnnlab.train import TrainConfig
 
 RADII = (0.5, 0.9, 1.0, 1.1, 1.5, 2.0)
 INPUT_SCALE = 0.3
+CLIP_SEEDS = 5
 
 
 @dataclass
@@ -54,8 +56,14 @@ class Curve:
 @dataclass
 class ClipRun:
     label: str
+    seed: int
     losses: list[float]
     norms: list[float]  # before clipping
+
+    @property
+    def blew_up(self) -> bool:
+        """Did the loss ever rise above where training started (after the first 10 steps)?"""
+        return not all(np.isfinite(self.losses)) or max(self.losses[10:]) > self.losses[0]
 
 
 @dataclass
@@ -128,7 +136,7 @@ def gradient_flow(
             raise DataError(f"{run}: not a model of the bundled corpus (its vocabulary differs)")
         c = trained.model.config
         curves.append(_curve(f"{c.cell} {c.hidden_size} from {Path(run).name}", trained.model, windows))
-    clipping = [_clip_run(vocab, corpus, hidden, clip, seed) for clip in (None, 1.0)]
+    clipping = [_clip_run(vocab, corpus, hidden, clip, seed + k) for clip in (None, 1.0) for k in range(CLIP_SEEDS)]
     return GradientReport(curves, clipping, steps)
 
 
@@ -141,9 +149,10 @@ def _clip_run(vocab: CharVocab, corpus: str, hidden: int, clip: float | None, se
         model.embed.weight.mul_(INPUT_SCALE)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     windows = _windows(vocab, corpus[: int(len(corpus) * 0.9)], batch=steps * 16, steps=101)
+    order = np.random.default_rng(seed).permutation(len(windows))  # the same batches with and without clipping
     losses, norms = [], []
     for i in range(steps):
-        batch = windows[i * 16 : (i + 1) * 16]
+        batch = windows[order[i * 16 : (i + 1) * 16]]
         logits, _ = model(batch[:, :-1])
         loss = F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
         optimizer.zero_grad()
@@ -154,7 +163,7 @@ def _clip_run(vocab: CharVocab, corpus: str, hidden: int, clip: float | None, se
         if not np.isfinite(loss.item()):
             break
         optimizer.step()
-    return ClipRun("no clipping" if clip is None else f"clip norm {clip:g}", losses, norms)
+    return ClipRun("no clipping" if clip is None else f"clip norm {clip:g}", seed, losses, norms)
 
 
 def plot(report: GradientReport, out_dir: Path) -> list[Path]:
@@ -175,15 +184,19 @@ def plot(report: GradientReport, out_dir: Path) -> list[Path]:
     ax.legend(fontsize=8)
     paths = [_save(fig, out_dir / "gradient_flow.png")]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    colours = {}
     for run in report.clipping:
-        axes[0].semilogy(run.norms, label=run.label)
-        axes[1].plot(run.losses, label=run.label)
+        first = run.label not in colours
+        colour = colours.setdefault(run.label, f"C{len(colours)}")
+        label = run.label if first else None
+        axes[0].semilogy(run.norms, color=colour, alpha=0.6, lw=0.8, label=label)
+        axes[1].plot(run.losses, color=colour, alpha=0.6, lw=0.8, label=label)
     axes[0].set_title("gradient norm before clipping")
     axes[1].set_title("training loss (nats/char)")
     for ax in axes:
         ax.set_xlabel("SGD step")
         ax.legend()
-    fig.suptitle("Vanilla RNN, W_hh radius 1.5, SGD lr 0.5")
+    fig.suptitle(f"Vanilla RNN started at W_hh radius 1.5, SGD lr 0.5, {CLIP_SEEDS} seeds each")
     paths.append(_save(fig, out_dir / "clipping.png"))
     return paths
 
