@@ -176,7 +176,7 @@ def plot(results: list[Result], path: Path) -> Path:
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 102)
     ax.set_title("Remembering one of 8 symbols through random distractors")
-    ax.legend()
+    ax.legend(loc="lower left", fontsize=8)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
