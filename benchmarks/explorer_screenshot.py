@@ -1,6 +1,6 @@
 """Take a screenshot of a run's explorer page in headless Chromium (for the README).
 
-    python benchmarks/explorer_screenshot.py RUN/explorer.html docs/explorer.png [--unit N]
+python benchmarks/explorer_screenshot.py RUN/explorer.html docs/explorer.png [--unit N]
 """
 
 from __future__ import annotations
@@ -18,9 +18,17 @@ def main() -> None:
     parser.add_argument("--unit", help="unit to show (default: the page's initial choice)")
     args = parser.parse_args()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1100, "height": 820})
         page.goto(args.page.resolve().as_uri())
         if args.unit:

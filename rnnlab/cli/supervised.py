@@ -43,6 +43,12 @@ def add_train_parsers(tasks) -> None:
     )
     c.add_argument("--embedding", type=int, metavar="N", help=f"word embedding size (default: {CLASSIFY.embedding_dim})")
     c.add_argument("--baseline", action="store_true", default=None, help="bag-of-embeddings model, no recurrence")
+    c.add_argument(
+        "--pretrain-embeddings",
+        action="store_true",
+        default=None,
+        help="start the word embeddings from word2vec trained on the training texts (and IMDB's unlabelled)",
+    )
     c.add_argument("--vocab-size", type=int, metavar="N", help=f"words kept (default: {CLASSIFY.vocab_size})")
     c.add_argument("--max-tokens", type=int, metavar="N", help=f"keep the last N words (default: {CLASSIFY.max_tokens})")
     c.add_argument("--batch-size", type=int, metavar="N", help=f"sequences per batch (default: {CLASSIFY.batch_size})")
@@ -169,6 +175,7 @@ def cmd_train_classify(args) -> int:
         "vocab_size": "vocab_size",
         "max_tokens": "max_tokens",
         "val_fraction": "val_fraction",
+        "pretrain_embeddings": "pretrain_embeddings",
     }
     source_flags = ["imdb", "sst", "csv", "test_csv", "text_column", "label_column", "ts", "test_ts"]
     out = run_dir(args, Path("runs/classify"), [*names, *source_flags, "unidirectional"])

@@ -1,7 +1,8 @@
 """Sentiment data in its usual distribution formats, read as (texts, labels).
 
-* IMDB (Maas et al. 2011) straight from ``aclImdb_v1.tar.gz``: ``aclImdb/{train,test}/{pos,neg}/*.txt``
-  (the ``unsup`` reviews are skipped). Label 1 = positive.
+* IMDB (Maas et al. 2011) straight from ``aclImdb_v1.tar.gz``: ``aclImdb/{train,test}/{pos,neg}/*.txt``,
+  label 1 = positive; and the 50,000 unlabelled ``aclImdb/train/unsup/*.txt`` reviews, which the
+  data set provides for unsupervised learning (no labels, never scored).
 * SST (Socher et al. 2013) sentence files ``stsa.binary.{train,dev,test}``: ``label sentence`` per line.
 """
 
@@ -16,16 +17,22 @@ SPLITS = ("train", "test")
 
 
 def read_imdb(tarball: str | Path) -> dict[str, tuple[list[str], list[int]]]:
-    """{'train': (texts, labels), 'test': (texts, labels)}, 25,000 each, in the tarball's order."""
+    """{'train': (texts, labels), 'test': (texts, labels), 'unsup': (texts, [])}: 25,000, 25,000 and
+    50,000 reviews, in the tarball's order."""
     path = Path(tarball)
     if not path.is_file():
         raise DataError(f"{tarball}: no such file (expected aclImdb_v1.tar.gz)")
-    out: dict[str, tuple[list[str], list[int]]] = {s: ([], []) for s in SPLITS}
+    out: dict[str, tuple[list[str], list[int]]] = {s: ([], []) for s in (*SPLITS, "unsup")}
     try:
         with tarfile.open(path, "r:*") as tar:
             for member in tar:
                 parts = member.name.split("/")
-                if not member.isfile() or len(parts) != 4 or parts[1] not in SPLITS or parts[2] not in ("pos", "neg"):
+                if not member.isfile() or len(parts) != 4 or parts[1] not in SPLITS:
+                    continue
+                if parts[2] == "unsup":
+                    out["unsup"][0].append(tar.extractfile(member).read().decode("utf-8"))
+                    continue
+                if parts[2] not in ("pos", "neg"):
                     continue
                 text = tar.extractfile(member).read().decode("utf-8")
                 texts, labels = out[parts[1]]

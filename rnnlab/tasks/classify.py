@@ -64,6 +64,7 @@ class RawData:
     val: Split | None
     test: Split | None
     kind: str  # "text" or "series"
+    unlabelled: list = field(default_factory=list)  # extra texts for pretraining embeddings (IMDB's unsup)
 
 
 def read_table(path: str, text_column: str, label_column: str | None) -> Split:
@@ -115,7 +116,8 @@ def load_source(src: ClassifySource, val_fraction: float, seed: int) -> RawData:
     if src.imdb:
         data = read_imdb(src.imdb)
         train, val = _holdout(Split(data["train"][0], [str(y) for y in data["train"][1]]), val_fraction, seed)
-        return RawData(train, val, Split(data["test"][0], [str(y) for y in data["test"][1]]), "text")
+        test = Split(data["test"][0], [str(y) for y in data["test"][1]])
+        return RawData(train, val, test, "text", unlabelled=data["unsup"][0])
     if src.sst:
         folder = Path(src.sst)
         parts = {}
@@ -148,6 +150,7 @@ class ClassifyOptions:
     min_count: int = 2
     max_tokens: int | None = 400  # keep the last N words of a text
     crop: bool = True  # training batches cut to their shortest text (no padding: faster)
+    pretrain_embeddings: bool = False  # word2vec on the training texts (and IMDB's unlabelled ones) first
     batch_size: int = 64
     val_fraction: float = 0.1
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_minutes=10, eval_every=100, lr=2e-3))
@@ -227,6 +230,10 @@ def train(options: ClassifyOptions, out: Path, resume: bool = False, progress: b
         recurrent=not options.baseline,
     )
     model = build_classifier(model_config)
+    if options.pretrain_embeddings and raw.kind == "text":
+        pretrain_word_vectors(
+            model.input.tables[0], encoder.vocab, raw.train.inputs + raw.unlabelled, options.min_count, options.train.seed
+        )
     batches = BucketBatches(
         train_items,
         min(options.batch_size, len(train_items)),
@@ -264,6 +271,25 @@ def train(options: ClassifyOptions, out: Path, resume: bool = False, progress: b
     if raw.test is not None and result.interrupted is None:
         test = scores(run.model, *encode_split(run.encoder, raw.test, index, "test"))
     return result, run, test
+
+
+def pretrain_word_vectors(table: torch.nn.Embedding, vocab, texts: list[str], min_count: int, seed: int) -> int:
+    """Initialise an embedding table with word2vec vectors (gensim, CBOW, 5 epochs) learned from
+    ``texts``, which must not include any text that is scored. Returns how many rows were set."""
+    from gensim.models import Word2Vec
+
+    from rnnlab.data.words import tokenize
+
+    sentences = [tokenize(t) for t in texts]
+    w2v = Word2Vec(sentences, vector_size=table.embedding_dim, window=5, min_count=min_count, workers=2, epochs=5, seed=seed)
+    hits = 0
+    with torch.no_grad():
+        scale = table.weight.std() / float(np.std(w2v.wv.vectors))  # keep the table's initial scale
+        for i, word in enumerate(vocab.words):
+            if i > 1 and word in w2v.wv:
+                table.weight[i] = torch.from_numpy(w2v.wv[word].copy()) * scale
+                hits += 1
+    return hits
 
 
 def _label_key(label: str):
