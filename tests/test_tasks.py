@@ -172,3 +172,17 @@ def test_checkpoint_of_another_task_is_refused(tmp_path, capsys):
     assert "holds a 'forecaster' model, expected a 'charlm' model" in capsys.readouterr().err
     scores = json.loads((out / "test_scores.json").read_text())
     assert set(scores) == {"model", "naive", "seasonal naive"}
+
+
+def test_word2vec_initialises_the_embedding_table():
+    import torch
+
+    from rnnlab.data.words import WordVocab, tokenize
+
+    texts = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog"] * 50
+    vocab = WordVocab.build((tokenize(t) for t in texts), min_count=2)
+    table = torch.nn.Embedding(len(vocab), 16, padding_idx=0)
+    before = table.weight.detach().clone()
+    hits = classify.pretrain_word_vectors(table, vocab, texts, min_count=2, seed=0)
+    assert hits == len(vocab) - 2  # every word but <pad> and <unk>
+    assert torch.equal(table.weight[:2], before[:2]) and not torch.equal(table.weight[2:], before[2:])
