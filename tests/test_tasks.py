@@ -48,6 +48,16 @@ def test_classify_csv_learns_and_predicts(sst_csv, tmp_path, capsys):
     assert "confusion matrix" in capsys.readouterr().out
 
 
+def test_unseen_label_at_evaluation(sst_csv, tmp_path, capsys):
+    options = classify.ClassifyOptions(classify.ClassifySource(csv=str(sst_csv / "train.csv")), hidden_size=8,
+                                       embedding_dim=8, train=TrainConfig(max_steps=2, eval_every=2))
+    classify.train(options, tmp_path / "run", progress=False)
+    odd = tmp_path / "odd.csv"
+    odd.write_text("text,label\na fine film,pos\nwhat a mess,meh\n")
+    assert main(["eval", str(tmp_path / "run"), "--csv", str(odd)]) == 2
+    assert "label(s) training never saw: 'meh'" in capsys.readouterr().err
+
+
 def test_classify_bad_inputs(sst_csv, tmp_path, capsys):
     bad = tmp_path / "one_class.csv"
     bad.write_text("text,label\ngood,pos\nfine,pos\n")

@@ -24,10 +24,12 @@ def parse_columns(text: str, name: str) -> list[Sentence]:
                 sentences.append((tokens, tags))
                 tokens, tags = [], []
             continue
+        if len(fields) < 2:
+            raise DataError(f"{name}:{n}: expected whitespace-separated columns (word ... tag), got {line[:60]!r}")
         if width is None:
             width = len(fields)
-        if len(fields) != width or width < 2:
-            raise DataError(f"{name}:{n}: expected {width or 'at least 2'} columns (word ... tag), got {len(fields)}")
+        if len(fields) != width:
+            raise DataError(f"{name}:{n}: expected {width} columns like the lines before, got {len(fields)}")
         tokens.append(fields[:-1])
         tags.append(fields[-1])
     if tokens:
