@@ -17,7 +17,9 @@ The same weights serve two implementations:
 
 * the fused path (``forward`` whenever the cell has a torch kernel): one call to ``torch.lstm`` /
   ``torch.gru`` / ``torch.rnn_tanh`` / ``torch.rnn_relu`` exactly as ``torch.nn.LSTM`` makes it, so
-  it runs at torch's speed (oneDNN on CPU, cuDNN on GPU);
+  it runs at torch's speed (oneDNN on CPU, cuDNN on GPU); a ragged batch (``lengths``) on CPU runs
+  the unpacked kernel in stretches between its distinct lengths, 4-6x faster there than torch's
+  packed-sequence kernel and equal to it (tested); on GPU it is packed for cuDNN;
 * the explicit path (``forward_explicit``, ``trace``, ``stepper``): a Python loop over
   ``cell.recur``, which works for any cell and can record every gate. Tests hold the two equal.
 
@@ -197,6 +199,8 @@ class Recurrent(nn.Module):
         if lengths is None:
             result = kernel(x, hx, *args, True)  # batch_first=True
             return result[0], tuple(result[1:])
+        if x.device.type == "cpu":
+            return self._run_ragged_chunks(x, state, lengths)
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         order, unorder = packed.sorted_indices, packed.unsorted_indices
         hx = tuple(s.index_select(1, order) for s in state)
@@ -204,6 +208,69 @@ class Recurrent(nn.Module):
         packed_out = PackedSequence(result[0], packed.batch_sizes, order, unorder)
         output, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=x.shape[1])
         return output, tuple(s.index_select(1, unorder) for s in result[1:])
+
+    def _run_ragged_chunks(self, x: Tensor, state: State, lengths: Tensor) -> tuple[Tensor, State]:
+        """A ragged batch through the unpacked kernel, one call per stretch between distinct lengths.
+
+        On CPU torch's packed kernels (``pack_padded_sequence``) run several times slower than the
+        unpacked ones (measured: 2-layer bidirectional LSTM 128, B 32, T 261: 2.05 s against 0.39 s
+        forward+backward). So, with the batch sorted by length (longest first), each layer and
+        direction runs the unpacked kernel over [t0, t1) for the sequences still running, where
+        t0 < t1 are consecutive distinct lengths, and keeps the state of each sequence that ends at
+        t1. The backward direction reverses each sequence within its length first. Exactly the
+        same computation as the packed kernel, in at most (distinct lengths) calls per direction.
+        """
+        kernel = self.cells[0].fused_kernel()
+        steps, device = x.shape[1], x.device
+        order = torch.argsort(lengths, descending=True, stable=True)
+        unorder = torch.argsort(order)
+        lengths = lengths[order]  # (B,) longest first
+        x = x.index_select(0, order.to(device))
+        state = tuple(s.index_select(1, order.to(device)) for s in state)
+        reverse = _reverse_index(steps, len(lengths), lengths, device) if self.bidirectional else None
+        layer_input = x  # (B, T, I)
+        finals: list[State] = []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.num_directions):
+                k = layer * self.num_directions + direction
+                seq = layer_input if direction == 0 else _flip(layer_input.transpose(0, 1), reverse).transpose(0, 1)
+                out, final = self._chunks(kernel, self.cells[k], seq, tuple(s[k] for s in state), lengths)
+                if direction == 1:
+                    out = _flip(out.transpose(0, 1), reverse).transpose(0, 1)
+                outputs.append(out)
+                finals.append(final)
+            layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)  # (B, T, D*H)
+            if self.dropout > 0 and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, self.training)
+        unorder = unorder.to(device)
+        new_state = tuple(torch.stack([f[i] for f in finals]).index_select(1, unorder) for i in range(len(self.state_names)))
+        return layer_input.index_select(0, unorder), new_state
+
+    def _chunks(self, kernel, cell, seq: Tensor, state: State, lengths: Tensor) -> tuple[Tensor, State]:
+        """One layer, one direction: seq (B, T, I) sorted by ``lengths`` (descending), state of (B, H)."""
+        batch, steps = seq.shape[0], seq.shape[1]
+        weights = [getattr(cell, name) for name in _TORCH_PARAMS]
+        bounds = sorted(set(lengths.tolist()))  # distinct lengths, ascending
+        pieces: list[Tensor] = []  # (B, t1 - t0, H) each, zero for the sequences already done
+        ended: list[State] = []  # states of the sequences ending at each bound
+        t0, h = 0, state
+        for t1 in bounds:
+            running = int((lengths >= t1).sum())  # the first `running` sequences reach t1
+            still = int((lengths > t1).sum())
+            hx = tuple(s[:running].unsqueeze(0) for s in h)  # (1, running, H)
+            hx = hx if len(hx) == 2 else hx[0]
+            # one layer, no dropout, one direction, batch first
+            result = kernel(seq[:running, t0:t1], hx, weights, True, 1, 0.0, self.training, False, True)
+            pieces.append(F.pad(result[0], (0, 0, 0, 0, 0, batch - running)))
+            h = tuple(r[0] for r in result[1:])  # (running, H)
+            ended.append(tuple(s[still:] for s in h))
+            t0 = t1
+        out = torch.cat(pieces, dim=1)  # (B, max length, H)
+        if t0 < steps:
+            out = F.pad(out, (0, 0, 0, steps - t0))
+        final = tuple(torch.cat([e[i] for e in reversed(ended)]) for i in range(len(state)))  # longest first
+        return out, final
 
     # ------------------------------------------------------------------ explicit
 

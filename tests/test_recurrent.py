@@ -91,6 +91,25 @@ def test_state_dict_moves_both_ways_with_torch(cell, torch_cls, bidirectional):
     torch.testing.assert_close(again(x)[0], ref_out)
 
 
+@pytest.mark.parametrize("cell, torch_cls", [("lstm", nn.LSTM), ("gru", nn.GRU), ("rnn_tanh", nn.RNN)])
+def test_ragged_batch_equals_torch_packed_sequence(cell, torch_cls):
+    """On CPU ragged batches run the unpacked kernel in stretches between lengths (repeated lengths
+    included); the result is what torch.nn gives for the packed sequence."""
+    torch.manual_seed(0)
+    theirs = torch_cls(3, 5, num_layers=2, bidirectional=True, batch_first=True)
+    ours = from_torch(theirs)
+    x = torch.randn(6, 8, 3)
+    lengths = torch.tensor([7, 3, 3, 1, 8, 5])
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    ref_packed, ref_state = theirs(packed)
+    ref_out, _ = nn.utils.rnn.pad_packed_sequence(ref_packed, batch_first=True, total_length=8)
+    ref_state = ref_state if isinstance(ref_state, tuple) else (ref_state,)
+    out, state = ours(x, lengths=lengths)
+    torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
+    for a, b in zip(state, ref_state):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
 def test_lengths_padding_is_ignored():
     """A sequence's outputs and final state do not depend on what pads it, for both directions."""
     torch.manual_seed(0)

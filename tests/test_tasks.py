@@ -49,8 +49,12 @@ def test_classify_csv_learns_and_predicts(sst_csv, tmp_path, capsys):
 
 
 def test_unseen_label_at_evaluation(sst_csv, tmp_path, capsys):
-    options = classify.ClassifyOptions(classify.ClassifySource(csv=str(sst_csv / "train.csv")), hidden_size=8,
-                                       embedding_dim=8, train=TrainConfig(max_steps=2, eval_every=2))
+    options = classify.ClassifyOptions(
+        classify.ClassifySource(csv=str(sst_csv / "train.csv")),
+        hidden_size=8,
+        embedding_dim=8,
+        train=TrainConfig(max_steps=2, eval_every=2),
+    )
     classify.train(options, tmp_path / "run", progress=False)
     odd = tmp_path / "odd.csv"
     odd.write_text("text,label\na fine film,pos\nwhat a mess,meh\n")
