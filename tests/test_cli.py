@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -237,3 +238,23 @@ def test_sigterm_saves_and_resume_finishes(tmp_path, text_file):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "config.json").read_text())["progress"]["step"] == step + 5
+
+
+HELP_COMMANDS = [
+    ["train"], ["train", "lm"], ["train", "classify"], ["train", "tag"], ["train", "forecast"],
+    ["train", "translate"], ["train", "caption"], ["train", "transcribe"], ["sample"], ["eval"],
+    ["predict"], ["explain"], ["hello"], ["gradients"], ["experiment", "memory"], ["experiment", "exposure"],
+    ["translate"], ["caption"], ["transcribe"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", HELP_COMMANDS, ids=" ".join)
+def test_help_shows_each_default_once(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
+    assert "(default: None)" not in text
+    assert "(default: False)" not in text
+    assert "(default: )" not in text
+    assert not re.search(r"\(default: [^)]*\) \(default:", text), "a default printed twice"

@@ -11,8 +11,18 @@ from rnnlab.errors import RnnlabError
 from rnnlab.train import TrainConfig
 
 EXIT_BAD_INPUT = 2
-FMT = argparse.ArgumentDefaultsHelpFormatter
 CELLS = ["lstm", "gru", "rnn"]
+
+
+class FMT(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default once: the help's own "(default: ...)" when it has one (flags left
+    unset so that --resume can tell them apart), argparse's otherwise; nothing for None, "" or on/off."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "(default" in text or action.default in (None, False, "", argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
 
 
 class Parser(argparse.ArgumentParser):
