@@ -1,11 +1,15 @@
 """Forward+backward speed of rnnlab's Recurrent against bare torch.nn.LSTM / GRU / RNN, same run.
 
-    python benchmarks/recurrent_speed.py [--repeats 7] [--threads 2]
+    python benchmarks/recurrent_speed.py [--repeats 7] [--threads 2] [--tables dense ragged]
 
 For each cell and size it times one forward and backward pass of (B, T, H) -> (B, T, H), with the
 same weights, through: bare torch.nn, rnnlab's fused path (``Recurrent.forward``) and rnnlab's
 explicit Python loop (``Recurrent.forward_explicit``). It prints tokens/s and the ratio to torch.nn
 (goal: fused >= 0.95x). Calls are interleaved and the median of the repeats is used.
+
+The ragged table times bidirectional LSTMs over batches of mixed lengths (lengths uniform in
+[T/5, T]): torch.nn over a packed sequence (``pack_padded_sequence``, the usual way) against
+``Recurrent(x, lengths=...)``, which on CPU runs the unpacked kernel between distinct lengths.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from _timing import interleaved_medians  # noqa: E402
 from rnnlab.recurrent import from_torch  # noqa: E402
 
 SIZES = [(32, 128, 256), (64, 128, 512)]  # (B, T, H)
+RAGGED = [(32, 260, 80, 128, 2), (64, 400, 128, 128, 1), (64, 30, 256, 256, 2)]  # (B, T, I, H, layers)
 MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
@@ -38,9 +43,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--tables", nargs="+", choices=["dense", "ragged"], default=["dense", "ragged"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, median of {args.repeats}")
+    if "dense" in args.tables:
+        dense(args.repeats)
+    if "ragged" in args.tables:
+        ragged(args.repeats)
+
+
+def dense(repeats: int) -> None:
     print(
         f"{'cell':5} {'B':>3} {'T':>4} {'H':>4} | {'torch.nn tok/s':>14} | {'fused tok/s':>11} {'ratio':>6} | "
         f"{'explicit tok/s':>14} {'ratio':>6}"
@@ -58,7 +71,7 @@ def main() -> None:
                     "fused": fwd_bwd(ours.forward, x),
                     "explicit": fwd_bwd(ours.forward_explicit, x),
                 },
-                repeats=args.repeats,
+                repeats=repeats,
             )
             tps = {k: B * T / v for k, v in times.items()}
             r_fused, r_explicit = tps["fused"] / tps["torch"], tps["explicit"] / tps["torch"]
@@ -68,6 +81,37 @@ def main() -> None:
                 f"{tps['explicit']:>14,.0f} {r_explicit:>5.2f}x"
             )
     print(f"slowest fused ratio: {worst:.2f}x (goal >= 0.95x)")
+
+
+def ragged(repeats: int) -> None:
+    print("bidirectional LSTM, ragged batches (lengths uniform in [T/5, T])")
+    head = f"{'B':>3} {'T':>4} {'I':>4} {'H':>4} {'L':>2} | {'torch.nn packed tok/s':>21} | {'rnnlab tok/s':>12}"
+    print(f"{head} {'ratio':>6}")
+    for B, T, In, H, layers in RAGGED:
+        tps = ragged_case(B, T, In, H, layers, repeats)
+        print(
+            f"{B:>3} {T:>4} {In:>4} {H:>4} {layers:>2} | {tps['torch']:>21,.0f} | {tps['ours']:>12,.0f} "
+            f"{tps['ours'] / tps['torch']:>5.2f}x"
+        )
+
+
+def ragged_case(B: int, T: int, In: int, H: int, layers: int, repeats: int) -> dict[str, float]:
+    torch.manual_seed(0)
+    ref = nn.LSTM(In, H, layers, batch_first=True, bidirectional=True)
+    ours = from_torch(ref)
+    x = torch.randn(B, T, In, requires_grad=True)
+    lengths = torch.randint(T // 5, T + 1, (B,))
+    lengths[0] = T
+
+    def packed(x):
+        seq = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        return nn.utils.rnn.pad_packed_sequence(ref(seq)[0], batch_first=True)
+
+    def ragged(x):
+        return ours(x, lengths=lengths)
+
+    times = interleaved_medians({"torch": fwd_bwd(packed, x), "ours": fwd_bwd(ragged, x)}, repeats=repeats)
+    return {k: int(lengths.sum()) / v for k, v in times.items()}
 
 
 if __name__ == "__main__":
