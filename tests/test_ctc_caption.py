@@ -98,7 +98,7 @@ def test_captioning_runs_end_to_end(tmp_path, capsys):
 
     data = caption.load_data(SHARED_DATA / "captioning/flickr8k_1000")
     assert [len(data.names[k]) for k in ("train", "val", "test")] == [800, 100, 100]
-    assert data.images["test"].shape == (100, 3, 96, 96) and all(len(c) == 5 for c in data.captions["test"])
+    assert data.images["test"].shape == (100, 3, 64, 64) and all(len(c) == 5 for c in data.captions["test"])
     base = caption.baselines(data)
     assert set(base) == {"most frequent training caption", "nearest training image by pixel statistics"}
     argv = [
@@ -145,3 +145,23 @@ def test_transcription_runs_end_to_end(tmp_path, capsys):
     assert "beam width" in capsys.readouterr().err
     assert main(["transcribe", str(tmp_path / "run"), str(fsdd / "7_theo_0.wav")]) == 0
     assert capsys.readouterr().out.startswith(str(fsdd / "7_theo_0.wav"))
+
+
+def test_captioner_never_emits_unk_pad_or_start():
+    """Even a model that puts nearly all its mass on <unk> decodes to real words."""
+    from rnnlab.decoding import beam_search, greedy_decode
+    from rnnlab.models.generator import IMAGE_SIZE, Captioner, CaptionerConfig
+    from rnnlab.models.seq2seq import BOS, EOS, PAD, UNK
+
+    torch.manual_seed(0)
+    model = Captioner(CaptionerConfig(vocab=12, hidden_size=16, embedding_dim=8, channels=8)).eval()
+    with torch.no_grad():
+        model.decoder.out_bias[UNK] = 50.0
+        model.decoder.out_bias[PAD] = 40.0
+        model.decoder.out_bias[BOS] = 30.0
+    images = torch.randn(3, 3, IMAGE_SIZE, IMAGE_SIZE)
+    lengths = torch.ones(3, dtype=torch.int64)
+    with torch.inference_mode():
+        hyps = greedy_decode(model, images, lengths, 8, BOS, EOS) + beam_search(model, images, lengths, 3, 8, BOS, EOS)
+    tokens = {t for h in hyps for t in h.tokens}
+    assert tokens and not tokens & {PAD, UNK, BOS}

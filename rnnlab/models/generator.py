@@ -1,6 +1,6 @@
 """Conditional generator (one-to-many): a caption from an image.
 
-    image (B, 3, 96, 96) -> small CNN trained from scratch -> grid features (B, P, C), P = 6 x 6 places
+    image (B, 3, 64, 64) -> small CNN trained from scratch -> grid features (B, P, C), P = 4 x 4 places
         their mean -> tanh(Linear) -> the decoder's initial state (h, and c for an LSTM)
     decoder: the attention decoder of ``rnnlab.models.seq2seq`` (``attention="none"``: the image's mean
         feature is the context at every step; ``"additive"``: attend over the P places, "show, attend
@@ -19,9 +19,9 @@ from torch import Tensor, nn
 from rnnlab.attention import Memory
 from rnnlab.cells import State, cell_class
 from rnnlab.errors import ConfigError
-from rnnlab.models.seq2seq import Decoder, sequence_loss
+from rnnlab.models.seq2seq import BOS, PAD, UNK, Decoder, sequence_loss
 
-IMAGE_SIZE = 96
+IMAGE_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ class Captioner(nn.Module):
         self.drop = nn.Dropout(c.dropout)
 
     def encode(self, images: Tensor, lengths: Tensor | None = None) -> tuple[Memory, State]:
-        """images (B, 3, 96, 96) -> (memory over the P places' features, decoder state s_0)."""
-        grid = self.cnn(images)  # (B, C, 6, 6)
+        """images (B, 3, 64, 64) -> (memory over the P places' features, decoder state s_0)."""
+        grid = self.cnn(images)  # (B, C, 4, 4)
         places = grid.flatten(2).transpose(1, 2)  # (B, P, C)
         mean = self.drop(places.mean(1))  # (B, C)
         state = tuple(torch.tanh(bridge(mean)) for bridge in self.bridge)
@@ -78,7 +78,9 @@ class Captioner(nn.Module):
         return self.decoder.attention.prepare(places, mask), state
 
     def step(self, y_prev: Tensor, state: State, memory: Memory):
-        return self.decoder.step(y_prev, state, memory)
+        """One decoding step; padding, <unk> and <s> are never emitted (their log-probability is -inf)."""
+        log_probs, state, weights = self.decoder.step(y_prev, state, memory)
+        return log_probs.index_fill(-1, torch.tensor([PAD, UNK, BOS]), float("-inf")), state, weights
 
     def forward(self, images: Tensor, tgt_in: Tensor, sampling_prob: float = 0.0) -> Tensor:
         memory, state = self.encode(images)

@@ -33,7 +33,7 @@ KIND = "captioner"
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """(3, 96, 96) uint8: the centre square of the image, resized."""
+    """(3, 64, 64) uint8: the centre square of the image, resized."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -53,7 +53,7 @@ def load_image(path: str | Path) -> np.ndarray:
 @dataclass
 class CaptionData:
     names: dict[str, list[str]]  # split -> image file names
-    images: dict[str, np.ndarray]  # split -> (N, 3, 96, 96) uint8
+    images: dict[str, np.ndarray]  # split -> (N, 3, 64, 64) uint8
     captions: dict[str, list[list[str]]]  # split -> per image, its captions
 
 
@@ -109,7 +109,7 @@ def caption_vocab(captions: list[list[str]], min_count: int) -> WordVocab:
 
 @dataclass
 class CaptionBatch:
-    images: torch.Tensor  # (B, 3, 96, 96) float, normalised
+    images: torch.Tensor  # (B, 3, 64, 64) float, normalised
     tgt_in: torch.Tensor  # (B, T)
     tgt_out: torch.Tensor  # (B, T)
     reset: bool = True
