@@ -2,11 +2,15 @@
 
 Utterances of 3-7 digits are built by joining FSDD recordings (8 kHz, ``{digit}_{speaker}_{index}.wav``)
 with random pauses of 0.05-0.3 s of faint noise, and featurised as log-mel spectrograms (librosa: 40
-bands, 25 ms windows every 10 ms). The split is by speaker, so the test speaker is never heard in
-training: george, jackson, lucas and nicolas train; theo validates (picks the best weights);
-yweweler is the test speaker. Training utterances are drawn afresh for every step (from the step
-number: resumable); validation and test sets are fixed. Scored by character error rate (jiwer) with
-greedy (best path) and prefix-beam-search decoding.
+bands, 25 ms windows every 10 ms, normalised per utterance). Training utterances are augmented
+(vocal tract length perturbation by resampling, masked mel bands): without it the model fits the
+four training voices perfectly and transcribes a new voice at 93% CER (measured).
+
+The split is by speaker, so the test speaker is never heard in training: george, jackson, lucas
+and nicolas train; theo validates (picks the best weights); yweweler is the test speaker. Training
+utterances are drawn afresh for every step (from the step number: resumable); validation and test
+sets are fixed. Scored by character error rate (jiwer) with greedy (best path) and
+prefix-beam-search decoding.
 """
 
 from __future__ import annotations
@@ -53,13 +57,19 @@ def read_wav(path: str | Path) -> np.ndarray:
 
 
 def log_mel(audio: np.ndarray) -> np.ndarray:
-    """(T, 40) log-mel features: 25 ms windows every 10 ms."""
+    """(T, 40) log-mel features, 25 ms windows every 10 ms, each band normalised over the utterance.
+
+    The per-utterance mean and variance normalisation (CMVN) removes the recording's gain and the
+    microphone's colouring, which otherwise tell one speaker's recordings from another's.
+    """
     import librosa
 
     mel = librosa.feature.melspectrogram(
         y=audio, sr=RATE, n_fft=256, win_length=200, hop_length=80, n_mels=N_MELS, fmin=20, fmax=4000
     )
-    return np.log(mel + 1e-6).T.astype(np.float32)
+    features = np.log(mel + 1e-6).T  # (T, 40)
+    features = (features - features.mean(0)) / (features.std(0) + 1e-3)
+    return features.astype(np.float32)
 
 
 def read_fsdd(folder: str | Path) -> dict[str, dict[int, list[np.ndarray]]]:
@@ -79,15 +89,39 @@ def read_fsdd(folder: str | Path) -> dict[str, dict[int, list[np.ndarray]]]:
     return out
 
 
-def make_utterance(pool: dict[int, list[np.ndarray]], rng: np.random.Generator) -> tuple[np.ndarray, str]:
+def make_utterance(
+    pool: dict[int, list[np.ndarray]], rng: np.random.Generator, augment: bool = False
+) -> tuple[np.ndarray, str]:
+    """3-7 random digits joined by pauses of faint noise -> (audio, "583").
+
+    With ``augment`` (training only), every recording is resampled by a random factor in [0.85, 1.15]
+    and played back at 8 kHz, which shifts its pitch and formants as a shorter or longer vocal tract
+    would (vocal tract length perturbation, Jaitly & Hinton 2013): four training voices become many.
+    """
+    import librosa
+
     digits = rng.integers(0, 10, rng.integers(3, 8))
-    noise = lambda seconds: (rng.standard_normal(int(seconds * RATE)) * 0.003).astype(np.float32)  # noqa: E731
+    level = rng.uniform(0.001, 0.01) if augment else 0.003
+    noise = lambda seconds: (rng.standard_normal(int(seconds * RATE)) * level).astype(np.float32)  # noqa: E731
     pieces = [noise(rng.uniform(0.05, 0.3))]
     for d in digits:
         recordings = pool[int(d)]
-        pieces.append(recordings[rng.integers(len(recordings))])
+        audio = recordings[rng.integers(len(recordings))]
+        if augment:
+            audio = librosa.resample(audio, orig_sr=RATE, target_sr=int(RATE * rng.uniform(0.85, 1.15)))
+        pieces.append(audio)
         pieces.append(noise(rng.uniform(0.05, 0.3)))
     return np.concatenate(pieces), "".join(str(int(d)) for d in digits)
+
+
+def mask_bands(features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """SpecAugment's frequency masking (Park et al. 2019): two random runs of up to 6 mel bands set to 0."""
+    features = features.copy()
+    for _ in range(2):
+        width = rng.integers(0, 7)
+        start = rng.integers(0, N_MELS - width + 1)
+        features[:, start : start + width] = 0.0
+    return features
 
 
 @dataclass
@@ -104,8 +138,14 @@ class SpeechBatch:
         return int(self.lengths.sum())
 
 
-def make_batch(utterances: list[tuple[np.ndarray, str]], mean: np.ndarray, std: np.ndarray) -> SpeechBatch:
-    feats = [torch.from_numpy((log_mel(a) - mean) / std) for a, _ in utterances]
+def make_batch(
+    utterances: list[tuple[np.ndarray, str]], mean: np.ndarray, std: np.ndarray, rng: np.random.Generator | None = None
+) -> SpeechBatch:
+    """Features for each utterance (with ``rng``, training: masked bands), padded into one batch."""
+    feats = [(log_mel(a) - mean) / std for a, _ in utterances]
+    if rng is not None:
+        feats = [mask_bands(f, rng) for f in feats]
+    feats = [torch.from_numpy(f.astype(np.float32)) for f in feats]
     texts = [t for _, t in utterances]
     labels = torch.tensor([int(ch) + 1 for t in texts for ch in t])
     return SpeechBatch(
@@ -122,7 +162,8 @@ class SpeechBatches:
 
     def batch(self, step: int) -> SpeechBatch:
         rng = np.random.default_rng([self.seed, step])
-        return make_batch([make_utterance(self.pool, rng) for _ in range(self.batch_size)], self.mean, self.std)
+        utterances = [make_utterance(self.pool, rng, augment=True) for _ in range(self.batch_size)]
+        return make_batch(utterances, self.mean, self.std, rng)
 
 
 @dataclass(frozen=True)
