@@ -130,6 +130,9 @@ def test_transcription_runs_end_to_end(tmp_path, capsys):
     from rnnlab.train import TrainConfig
 
     fsdd = SHARED_DATA / "speech/fsdd"
+    pools = transcribe.read_fsdd(fsdd)
+    sizes = {split: sum(len(v) for v in pools[split].values()) for split in pools}
+    assert sizes == {"train": 2250, "val": 250, "test": 500}  # the test speaker's 500 recordings, nowhere else
     options = transcribe.TranscribeOptions(
         str(fsdd),
         hidden_size=16,
