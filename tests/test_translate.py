@@ -3,6 +3,7 @@
 import gzip
 
 import pytest
+import torch
 from conftest import SHARED_DATA
 
 from rnnlab.cli import main
@@ -73,6 +74,12 @@ def test_translation_trains_translates_and_draws_attention(files, tmp_path, caps
     assert html.count("<table") == 3 and "ein Mann fährt Fahrrad" in html and "http" not in html
     assert main(["eval", str(run)]) == 0
     assert "test BLEU, beam 3" in capsys.readouterr().out
+    # in a batch of sentences of different lengths each map covers its own source, not the padding
+    from rnnlab.tasks import translate
+
+    for t in translate.translate(translate.load_run(run), ["ein Kind lacht .", "zwei Hunde spielen im Schnee ."]):
+        assert t.attention.shape == (len(t.target_pieces), len(t.source_pieces))
+        torch.testing.assert_close(t.attention.sum(1), torch.ones(len(t.target_pieces)))
 
 
 @pytest.mark.parametrize(

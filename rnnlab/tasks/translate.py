@@ -384,5 +384,6 @@ def translate(run: TranslatorRun, sentences: list[str], beam: int | None = None)
         if h.attention is not None:
             target = target[: h.attention.shape[0]]  # no </s> row when decoding ran out of steps
         source = run.src_words.pieces(x[:-1].tolist()) + ["</s>"]
-        out.append(Translation(run.tgt_words.decode(h.tokens), source, target, h.attention))
+        attention = None if h.attention is None else h.attention[:, : len(source)]  # not the batch's padding
+        out.append(Translation(run.tgt_words.decode(h.tokens), source, target, attention))
     return out

@@ -30,7 +30,9 @@ def plot_attention(target: list[str], source: list[str], weights, path: str | Pa
     ax.set_yticks(range(len(target)), target)
     ax.set_xlabel("source")
     ax.set_ylabel("output")
-    ax.set_title(title, fontsize=9)
+    import textwrap
+
+    ax.set_title("\n".join(textwrap.wrap(title, 40)), fontsize=9)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
