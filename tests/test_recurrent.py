@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from rnnlab.cells import GRUCell, LSTMCell, RNNCell
-from rnnlab.recurrent import Recurrent, from_torch, to_torch
+from rnnlab.recurrent import Recurrent, from_torch, stretches_pay, to_torch
 
 CELLS = {
     "rnn_tanh": RNNCell,
@@ -24,6 +24,24 @@ def _inputs(rec, dtype, ragged, batch=4, steps=7):
     state = tuple(torch.randn_like(s, requires_grad=True) for s in rec.initial_state(batch, dtype=dtype))
     lengths = torch.tensor([7, 3, 1, 5]) if ragged else None
     return x, state, lengths
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_stretches_equal_explicit_with_gradients(cell):
+    """The stretches path (long sequences, few distinct lengths) = the explicit cells, gradients included."""
+    torch.manual_seed(0)
+    rec = Recurrent(CELLS[cell], 3, 5, num_layers=2, bidirectional=True).double()
+    x = torch.randn(4, 30, 3, dtype=torch.float64, requires_grad=True)
+    state = tuple(torch.randn_like(s, requires_grad=True) for s in rec.initial_state(4, dtype=torch.float64))
+    lengths = torch.tensor([30, 9, 9, 22])
+    assert stretches_pay(lengths)
+    out_f, fin_f, grads_f = _run(rec, rec.forward, x, state, lengths)
+    out_e, fin_e, grads_e = _run(rec, rec.forward_explicit, x, state, lengths)
+    torch.testing.assert_close(out_f, out_e, atol=1e-10, rtol=1e-10)
+    for a, b in zip(fin_f, fin_e):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+    for name in grads_f:
+        torch.testing.assert_close(grads_f[name], grads_e[name], atol=1e-10, rtol=1e-10, msg=name)
 
 
 def _loss(output, state):
@@ -91,18 +109,24 @@ def test_state_dict_moves_both_ways_with_torch(cell, torch_cls, bidirectional):
     torch.testing.assert_close(again(x)[0], ref_out)
 
 
+RAGGED = {"packed": (8, [7, 3, 3, 1, 8, 5]), "stretches": (40, [33, 12, 12, 40, 1, 33])}  # (T, lengths)
+
+
+@pytest.mark.parametrize("path", RAGGED)
 @pytest.mark.parametrize("cell, torch_cls", [("lstm", nn.LSTM), ("gru", nn.GRU), ("rnn_tanh", nn.RNN)])
-def test_ragged_batch_equals_torch_packed_sequence(cell, torch_cls):
-    """On CPU ragged batches run the unpacked kernel in stretches between lengths (repeated lengths
-    included); the result is what torch.nn gives for the packed sequence."""
+def test_ragged_batch_equals_torch_packed_sequence(cell, torch_cls, path):
+    """A ragged batch (repeated lengths included) gives what torch.nn gives for the packed sequence,
+    whether it runs packed or, for long stretches between lengths on CPU, in stretches."""
     torch.manual_seed(0)
     theirs = torch_cls(3, 5, num_layers=2, bidirectional=True, batch_first=True)
     ours = from_torch(theirs)
-    x = torch.randn(6, 8, 3)
-    lengths = torch.tensor([7, 3, 3, 1, 8, 5])
+    steps, lengths = RAGGED[path]
+    lengths = torch.tensor(lengths)
+    assert stretches_pay(lengths) == (path == "stretches")
+    x = torch.randn(6, steps, 3)
     packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
     ref_packed, ref_state = theirs(packed)
-    ref_out, _ = nn.utils.rnn.pad_packed_sequence(ref_packed, batch_first=True, total_length=8)
+    ref_out, _ = nn.utils.rnn.pad_packed_sequence(ref_packed, batch_first=True, total_length=steps)
     ref_state = ref_state if isinstance(ref_state, tuple) else (ref_state,)
     out, state = ours(x, lengths=lengths)
     torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)

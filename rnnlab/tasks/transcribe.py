@@ -102,7 +102,7 @@ def make_utterance(
 
     With ``augment`` (training only), every recording is resampled by a random factor in [0.85, 1.15]
     and played back at 8 kHz, which shifts its pitch and formants as a shorter or longer vocal tract
-    would (vocal tract length perturbation, Jaitly & Hinton 2013): four training voices become many.
+    would (vocal tract length perturbation, Jaitly & Hinton 2013): five training voices become many.
     """
     import librosa
 
