@@ -74,11 +74,14 @@ def test_utterances_join_recordings_of_the_right_speakers():
     from rnnlab.tasks import transcribe
 
     pools = transcribe.read_fsdd(SHARED_DATA / "speech/fsdd")
-    assert sum(len(v) for v in pools["train"].values()) == 2000  # 4 speakers x 10 digits x 50
-    assert sum(len(v) for v in pools["test"].values()) == 500
+    assert sum(len(v) for v in pools["train"].values()) == 2250  # 5 speakers x 10 digits x recordings 0-44
+    assert sum(len(v) for v in pools["val"].values()) == 250  # the same speakers' recordings 45-49
+    assert sum(len(v) for v in pools["test"].values()) == 500  # the test speaker, nowhere else
     rng = np.random.default_rng(0)
     audio, text = transcribe.make_utterance(pools["test"], rng)
     assert 3 <= len(text) <= 7 and text.isdigit() and len(audio) > 8000 * 0.3 * len(text)
+    augmented, text = transcribe.make_utterance(pools["train"], rng, augment=True)
+    assert 3 <= len(text) <= 7 and augmented.dtype == np.float32
 
 
 def test_non_images_are_refused(tmp_path):
@@ -130,9 +133,6 @@ def test_transcription_runs_end_to_end(tmp_path, capsys):
     from rnnlab.train import TrainConfig
 
     fsdd = SHARED_DATA / "speech/fsdd"
-    pools = transcribe.read_fsdd(fsdd)
-    sizes = {split: sum(len(v) for v in pools[split].values()) for split in pools}
-    assert sizes == {"train": 2250, "val": 250, "test": 500}  # the test speaker's 500 recordings, nowhere else
     options = transcribe.TranscribeOptions(
         str(fsdd),
         hidden_size=16,
