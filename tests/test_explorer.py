@@ -11,9 +11,8 @@ import pytest
 from rnnlab.tasks import charlm
 from rnnlab.train import TrainConfig
 from rnnlab.viz import properties as P
+from rnnlab.viz.browser import CHROMIUM, launch_chromium
 from rnnlab.viz.explorer import explain, write_page
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 def test_text_properties():
@@ -96,17 +95,7 @@ def test_page_in_a_real_browser(trained, tmp_path):
     path = write_page(explain(trained, charlm.validation_text(trained)[:3000], shown=800), tmp_path / "explorer.html")
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
