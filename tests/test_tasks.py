@@ -197,6 +197,39 @@ def test_word2vec_initialises_the_embedding_table():
     vocab = WordVocab.build((tokenize(t) for t in texts), min_count=2)
     table = torch.nn.Embedding(len(vocab), 16, padding_idx=0)
     before = table.weight.detach().clone()
-    hits = classify.pretrain_word_vectors(table, vocab, texts, min_count=2, seed=0)
+    vectors = classify.train_word_vectors(texts, 16, min_count=2, seed=0)
+    hits = classify.set_word_vectors(table, vocab, vectors)
     assert hits == len(vocab) - 2  # every word but <pad> and <unk>
     assert torch.equal(table.weight[:2], before[:2]) and not torch.equal(table.weight[2:], before[2:])
+    cat = vocab.encode(["cat"])[0]
+    direction = torch.from_numpy(vectors["cat"] / np.linalg.norm(vectors["cat"]))
+    assert torch.allclose(table.weight[cat] / table.weight[cat].norm(), direction)  # the vector, rescaled
+
+
+def test_vocabulary_takes_pretrained_words_after_the_training_words():
+    from rnnlab.data.words import WordVocab
+
+    texts = [["good", "film", "good"], ["bad", "film", "film"]]
+    vocab = WordVocab.build(texts, min_count=1, extra=["superb", "good", "dire"])
+    assert vocab.words == ("<pad>", "<unk>", "film", "good", "bad", "superb", "dire")
+    assert WordVocab.build([["good", "good"]], max_size=4, min_count=1, extra=["superb", "dire"]).words[-1] == "superb"
+
+
+def test_embedding_corpus_words_join_the_vocabulary(sst_csv, tmp_path, capsys):
+    """A word only the embedding corpus has (here "zorbulous") gets an id and a word2vec vector; the
+    vocabulary is saved with the run and a resumed run keeps it."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(["a zorbulous film , truly zorbulous", "the acting was zorbulous and moving"] * 20))
+    argv = ["train", "classify", "--csv", str(sst_csv / "train.csv"), "--hidden", "8", "--embedding", "8"]
+    argv += ["--max-steps", "2", "--eval-every", "2", "--quiet", "--out", str(tmp_path / "run")]
+    assert main([*argv, "--embedding-corpus", str(corpus)]) == 2
+    assert "add --pretrain-embeddings" in capsys.readouterr().err
+    assert main([*argv, "--pretrain-embeddings", "--embedding-corpus", str(tmp_path / "missing.txt")]) == 2
+    assert "missing.txt: no such file (the embedding corpus)" in capsys.readouterr().err
+    assert main([*argv, "--pretrain-embeddings", "--embedding-corpus", str(corpus)]) == 0
+    run = classify.load_run(tmp_path / "run")
+    words = run.encoder.vocab.words
+    assert "zorbulous" in words and words.index("zorbulous") > words.index("film")  # after the training words
+    assert run.encoder.encode("zorbulous")[0] > 1  # not <unk>
+    assert main(["train", "classify", "--resume", "--max-steps", "4", "--quiet", "--out", str(tmp_path / "run")]) == 0
+    assert classify.load_run(tmp_path / "run").encoder.vocab.words == words

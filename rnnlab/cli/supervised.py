@@ -47,7 +47,14 @@ def add_train_parsers(tasks) -> None:
         "--pretrain-embeddings",
         action="store_true",
         default=None,
-        help="start the word embeddings from word2vec trained on the training texts (and IMDB's unlabelled)",
+        help="start the word embeddings from word2vec trained on the training texts (and IMDB's unlabelled "
+        "reviews, and --embedding-corpus); the words it learns join the vocabulary",
+    )
+    c.add_argument(
+        "--embedding-corpus",
+        metavar="FILE",
+        help="more text for --pretrain-embeddings: aclImdb_v1.tar.gz (its training and unlabelled reviews) "
+        "or a text file, one text per line",
     )
     c.add_argument("--vocab-size", type=int, metavar="N", help=f"words kept (default: {CLASSIFY.vocab_size})")
     c.add_argument("--max-tokens", type=int, metavar="N", help=f"keep the last N words (default: {CLASSIFY.max_tokens})")
@@ -176,6 +183,7 @@ def cmd_train_classify(args) -> int:
         "max_tokens": "max_tokens",
         "val_fraction": "val_fraction",
         "pretrain_embeddings": "pretrain_embeddings",
+        "embedding_corpus": "embedding_corpus",
     }
     source_flags = ["imdb", "sst", "csv", "test_csv", "text_column", "label_column", "ts", "test_ts"]
     out = run_dir(args, Path("runs/classify"), [*names, *source_flags, "unidirectional"])

@@ -1,13 +1,15 @@
 """Turning raw inputs into model inputs, with everything learned from the training split saved
 beside the weights so that prediction encodes new inputs exactly as training did.
 
-    WordEncoder     text -> word ids (T,), vocabulary from the training split, optionally the last N tokens
+    WordEncoder     text -> word ids (T,), vocabulary from the training split (then, optionally, words with
+                    pretrained vectors), optionally the last N tokens
     FeatureEncoder  (T, F) numbers -> standardised (T, F), mean and std from the training split
     ColumnEncoder   tokens with columns (word, POS...) -> ids (T, K), a vocabulary per column
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,8 +28,10 @@ class WordEncoder:
     kind = "words"
 
     @classmethod
-    def fit(cls, texts: list[str], max_size: int, min_count: int, max_tokens: int | None) -> WordEncoder:
-        return cls(WordVocab.build((tokenize(t) for t in texts), max_size, min_count), max_tokens)
+    def fit(
+        cls, texts: list[str], max_size: int, min_count: int, max_tokens: int | None, extra_words: Iterable[str] = ()
+    ) -> WordEncoder:
+        return cls(WordVocab.build((tokenize(t) for t in texts), max_size, min_count, extra_words), max_tokens)
 
     def encode(self, text: str) -> Tensor:
         tokens = tokenize(text)

@@ -2,6 +2,7 @@
 
 tokens = tokenize("This movie<br />was GREAT!")   # ['this', 'movie', 'was', 'great', '!']
 vocab = WordVocab.build(train_token_lists, max_size=30000, min_count=2)
+vocab = WordVocab.build(train_token_lists, extra=word2vec_words)   # then words known from elsewhere
 ids = vocab.encode(tokens)                         # unknown words -> UNK (1); PAD is 0
 """
 
@@ -41,9 +42,16 @@ class WordVocab:
         object.__setattr__(self, "_index", {w: i for i, w in enumerate(self.words)})
 
     @classmethod
-    def build(cls, token_lists: Iterable[list[str]], max_size: int = 30_000, min_count: int = 2) -> WordVocab:
+    def build(
+        cls, token_lists: Iterable[list[str]], max_size: int = 30_000, min_count: int = 2, extra: Iterable[str] = ()
+    ) -> WordVocab:
+        """The training words seen ``min_count`` times or more, most frequent first; then the ``extra``
+        words not among them (words with pretrained vectors: a test word the training split never
+        saw can still have a meaning); at most ``max_size`` entries in all."""
         counts = Counter(t for tokens in token_lists for t in tokens)
         kept = [w for w, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_count]
+        seen = set(kept)
+        kept += [w for w in dict.fromkeys(extra) if w not in seen and w not in (PAD, UNK)]
         return cls((PAD, UNK, *kept[: max(0, max_size - 2)]))
 
     def __len__(self) -> int:

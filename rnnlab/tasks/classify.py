@@ -8,9 +8,13 @@ Sources (exactly one):
     ts=FILE (+ test_ts=FILE)          UEA/sktime .ts multivariate series, variable length
 
 Text becomes word ids (vocabulary from the training split only); series are standardised with the
-training split's mean and std. A validation part (``val_fraction`` of the training split, unless
-the source has its own: SST's dev file) picks the best weights; the test split is scored once at
-the end with them.
+training split's mean and std. With ``pretrain_embeddings``, word2vec first learns word vectors from
+the training texts, IMDB's unlabelled reviews (an IMDB source) and the texts of ``embedding_corpus``;
+they start the embedding table, and the words word2vec knows join the vocabulary after the training
+split's own (no validation or test text is ever read for either).
+
+A validation part (``val_fraction`` of the training split, unless the source has its own: SST's dev
+file) picks the best weights; the test split is scored once at the end with them.
 """
 
 from __future__ import annotations
@@ -151,9 +155,14 @@ class ClassifyOptions:
     max_tokens: int | None = 400  # keep the last N words of a text
     crop: bool = True  # training batches cut to their shortest text (no padding: faster)
     pretrain_embeddings: bool = False  # word2vec on the training texts (and IMDB's unlabelled ones) first
+    embedding_corpus: str | None = None  # more text for word2vec: an IMDB tarball or a file, one text per line
     batch_size: int = 64
     val_fraction: float = 0.1
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_minutes=10, eval_every=100, lr=2e-3))
+
+    def __post_init__(self) -> None:
+        if self.embedding_corpus and not self.pretrain_embeddings:
+            raise ConfigError("an embedding corpus is text for word2vec: add --pretrain-embeddings")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -209,8 +218,15 @@ def train(options: ClassifyOptions, out: Path, resume: bool = False, progress: b
     if len(names) < 2:
         raise DataError(f"the training data has only one class ({names[0]!r}); a classifier needs two or more")
     index = {name: i for i, name in enumerate(names)}
-    if raw.kind == "text":
-        encoder = WordEncoder.fit(raw.train.inputs, options.vocab_size, options.min_count, options.max_tokens)
+    vectors = None
+    if raw.kind == "text" and resume:  # the vocabulary the saved weights were trained with
+        encoder = encoder_from_dict(checkpoint.load(out, KIND).config["encoder"])
+    elif raw.kind == "text":
+        if options.pretrain_embeddings:
+            corpus = raw.train.inputs + raw.unlabelled + corpus_texts(options.embedding_corpus)
+            vectors = train_word_vectors(corpus, options.embedding_dim, options.min_count, options.train.seed)
+        extra = vectors.index_to_key if vectors is not None else ()
+        encoder = WordEncoder.fit(raw.train.inputs, options.vocab_size, options.min_count, options.max_tokens, extra)
     else:
         encoder = FeatureEncoder.fit(raw.train.inputs)
     train_items, train_labels = encode_split(encoder, raw.train, index, "training")
@@ -230,10 +246,8 @@ def train(options: ClassifyOptions, out: Path, resume: bool = False, progress: b
         recurrent=not options.baseline,
     )
     model = build_classifier(model_config)
-    if options.pretrain_embeddings and raw.kind == "text":
-        pretrain_word_vectors(
-            model.input.tables[0], encoder.vocab, raw.train.inputs + raw.unlabelled, options.min_count, options.train.seed
-        )
+    if vectors is not None:
+        set_word_vectors(model.input.tables[0], encoder.vocab, vectors)
     batches = BucketBatches(
         train_items,
         min(options.batch_size, len(train_items)),
@@ -273,23 +287,51 @@ def train(options: ClassifyOptions, out: Path, resume: bool = False, progress: b
     return result, run, test
 
 
-def pretrain_word_vectors(table: torch.nn.Embedding, vocab, texts: list[str], min_count: int, seed: int) -> int:
-    """Initialise an embedding table with word2vec vectors (gensim, CBOW, 5 epochs) learned from
-    ``texts``, which must not include any text that is scored. Returns how many rows were set."""
+def corpus_texts(path: str | None) -> list[str]:
+    """Unlabelled texts for word2vec: an IMDB tarball gives its training and unlabelled reviews
+    (never its test reviews); any other file, one text per non-empty line."""
+    if path is None:
+        return []
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{path}: no such file (the embedding corpus)")
+    if p.name.endswith((".tar.gz", ".tgz", ".tar")):
+        data = read_imdb(p)
+        return data["train"][0] + data["unsup"][0]
+    try:
+        texts = [line for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file (the embedding corpus: one text per line)") from None
+    if not texts:
+        raise DataError(f"{path}: holds no text (the embedding corpus: one text per line)")
+    return texts
+
+
+def train_word_vectors(texts: list[str], dim: int, min_count: int, seed: int):
+    """word2vec (gensim: CBOW, window 5, 5 epochs) over ``texts``, which must not include any text
+    that is scored. A word needs at least two sightings (and ``min_count``) for a vector.
+    Returns gensim ``KeyedVectors``; ``index_to_key`` lists its words, most frequent first."""
     from gensim.models import Word2Vec
 
     from rnnlab.data.words import tokenize
 
     sentences = [tokenize(t) for t in texts]
-    w2v = Word2Vec(sentences, vector_size=table.embedding_dim, window=5, min_count=min_count, workers=2, epochs=5, seed=seed)
-    hits = 0
+    model = Word2Vec(sentences, vector_size=dim, window=5, min_count=max(2, min_count), workers=2, epochs=5, seed=seed)
+    return model.wv
+
+
+def set_word_vectors(table: torch.nn.Embedding, vocab, vectors) -> int:
+    """Copy the vectors of the vocabulary's words into the embedding table, rescaled to the table's
+    initial spread (rows of <pad>, <unk> and of words without a vector are left as they are).
+    Returns how many rows were set."""
+    rows = [(i, word) for i, word in enumerate(vocab.words) if i > 1 and word in vectors]
+    if not rows:
+        return 0
     with torch.no_grad():
-        scale = table.weight.std() / float(np.std(w2v.wv.vectors))  # keep the table's initial scale
-        for i, word in enumerate(vocab.words):
-            if i > 1 and word in w2v.wv:
-                table.weight[i] = torch.from_numpy(w2v.wv[word].copy()) * scale
-                hits += 1
-    return hits
+        found = torch.from_numpy(np.stack([vectors[word] for _, word in rows]))  # (N, E)
+        scale = table.weight[2:].std() / found.std()  # keep the table's initial scale
+        table.weight[[i for i, _ in rows]] = found * scale
+    return len(rows)
 
 
 def _label_key(label: str):
