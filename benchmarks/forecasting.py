@@ -34,10 +34,16 @@ SERIES = {
 }
 
 
+# Steps for each series' models (LSTM and MLP alike). The electricity LSTM reads 336 half-hours and
+# learns slowly: at 1,500 steps with early stopping it reached MASE 0.897, at 6,000 steps 0.337.
+BUDGETS = {"electricity demand (half-hourly)": TrainConfig(max_steps=6000, eval_every=100, lr=2e-3)}
+
+
 def main() -> None:
     rows = []
     for name, options in SERIES.items():
-        options = replace(options, train=TrainConfig(max_steps=1500, eval_every=100, patience=5, lr=2e-3))
+        budget = BUDGETS.get(name, TrainConfig(max_steps=1500, eval_every=100, patience=5, lr=2e-3))
+        options = replace(options, train=budget)
         reports = {}
         for label, o in (("LSTM", options), ("MLP", replace(options, baseline=True))):
             _, _, reports[label] = forecast.train(o, fresh(RUNS / f"forecast_{label}_{Path(o.csv).stem}"), progress=False)
