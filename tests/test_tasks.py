@@ -215,6 +215,17 @@ def test_vocabulary_takes_pretrained_words_after_the_training_words():
     assert WordVocab.build([["good", "good"]], max_size=4, min_count=1, extra=["superb", "dire"]).words[-1] == "superb"
 
 
+def test_bad_embedding_corpus(tmp_path):
+    empty, binary = tmp_path / "empty.txt", tmp_path / "binary.txt"
+    empty.write_text("\n  \n")
+    binary.write_bytes(b"\xff\xfe\x00 not text")
+    with pytest.raises(DataError, match="holds no text"):
+        classify.corpus_texts(str(empty))
+    with pytest.raises(DataError, match="not a UTF-8 text file"):
+        classify.corpus_texts(str(binary))
+    assert classify.corpus_texts(None) == []
+
+
 def test_embedding_corpus_words_join_the_vocabulary(sst_csv, tmp_path, capsys):
     """A word only the embedding corpus has (here "zorbulous") gets an id and a word2vec vector; the
     vocabulary is saved with the run and a resumed run keeps it."""
