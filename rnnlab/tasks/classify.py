@@ -218,17 +218,17 @@ def train(options: ClassifyOptions, out: Path, resume: bool = False, progress: b
     if len(names) < 2:
         raise DataError(f"the training data has only one class ({names[0]!r}); a classifier needs two or more")
     index = {name: i for i, name in enumerate(names)}
-    vectors = None
-    if raw.kind == "text" and resume:  # the vocabulary the saved weights were trained with
+    vectors = None  # word2vec's, when it runs
+    if raw.kind != "text":
+        encoder = FeatureEncoder.fit(raw.train.inputs)
+    elif resume:  # the vocabulary the saved weights were trained with
         encoder = encoder_from_dict(checkpoint.load(out, KIND).config["encoder"])
-    elif raw.kind == "text":
+    else:
         if options.pretrain_embeddings:
             corpus = raw.train.inputs + raw.unlabelled + corpus_texts(options.embedding_corpus)
             vectors = train_word_vectors(corpus, options.embedding_dim, options.min_count, options.train.seed)
         extra = vectors.index_to_key if vectors is not None else ()
         encoder = WordEncoder.fit(raw.train.inputs, options.vocab_size, options.min_count, options.max_tokens, extra)
-    else:
-        encoder = FeatureEncoder.fit(raw.train.inputs)
     train_items, train_labels = encode_split(encoder, raw.train, index, "training")
     val = encode_split(encoder, raw.val, index, "validation") if raw.val else None
 

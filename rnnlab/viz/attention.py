@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import io
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +31,6 @@ def plot_attention(target: list[str], source: list[str], weights, path: str | Pa
     ax.set_yticks(range(len(target)), target)
     ax.set_xlabel("source")
     ax.set_ylabel("output")
-    import textwrap
-
     ax.set_title("\n".join(textwrap.wrap(title, 40)), fontsize=9)
     fig.tight_layout()
     buffer = io.BytesIO()
