@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -224,6 +224,7 @@ def bias_to_remember(cell: Cell, bias: float = 3.0) -> None:
 
 
 CELLS: dict[str, type[Cell]] = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
+CellName = Literal["lstm", "gru", "rnn"]  # the names configs and the command line use
 
 
 def cell_class(name: str) -> type[Cell]:

@@ -1,17 +1,27 @@
-"""Checkpoints: a folder of safetensors and JSON, never pickle.
+"""Checkpoints: a folder of safetensors and JSON, never pickle, consistent whatever happens during a save.
 
     RUN/
-      model.safetensors     the weights at the last step (torch.nn names: a Recurrent's weight_ih_l0 ...)
-      best.safetensors      the weights at the best evaluation (what eval, predict and sample use)
-      config.json           format_version, kind (which task/model), the configs needed to rebuild
-                            the model and go on training, the vocabulary, and the sha256 of each file
-      trainer.safetensors   optimiser moments, RNG state, the carried hidden state; its header's
-                            metadata holds the step, elapsed time and optimiser hyperparameters
-      metrics.csv           one row per training step
+      config.json            the manifest: format_version, kind, the run's options, the model config,
+                             what was learned from the data (vocabulary, encoders...), progress, and
+                             ``files``: the sha256 of every file below
+      model.safetensors      the weights at the last step (torch.nn names)
+      best.safetensors       the weights at the best evaluation (what eval, predict and sample use)
+      trainer.safetensors    optimiser moments, RNG state, the carried hidden state; its header's
+                             metadata holds the step, elapsed time and optimiser hyperparameters
+      metrics.csv            one row per training step
+      .versions/             the same files under names that hold their own hash: model.<sha>.safetensors...
 
-Every file is written to a temporary name, flushed to disk, and renamed over the old one, so a
-file is never half-written. config.json goes last and records the hash of the others: if a save is
-ever cut off between two renames, loading notices the mismatch instead of mixing two saves.
+Crash consistency (format 2). A save writes each file into ``.versions/`` under a name that holds
+the start of its sha256 (to a temporary name, flushed, renamed); only then is config.json replaced,
+the single commit point; only after that do the plain names move to the new files (hard links: no
+copy) and are the previous checkpoint's files removed. A kill, power cut or full disk at any moment
+leaves config.json naming either the previous complete checkpoint or the new one, with all of its
+files present. Loading reads ``.versions/``, or the plain name if its hash is right (a folder copied
+without its hidden files), and checks every hash, so damage is reported, never half-read. A save
+that fails says so and leaves the previous checkpoint as it was.
+
+Format 1 (rnnlab before the task protocol) stored the files under their plain names; such folders
+still load, and the first save of a resumed run turns them into format 2.
 Loading reads only JSON and safetensors, so a crafted checkpoint cannot run code.
 """
 
@@ -21,8 +31,9 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
-import tempfile
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,31 +44,22 @@ from safetensors.torch import save as st_save
 from torch import Tensor
 
 from rnnlab.errors import CheckpointError
+from rnnlab.io import atomic_write, fsync_folder, remove_stale_temporaries
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+VERSIONS = ".versions"
 MODEL_FILE = "model.safetensors"
 BEST_FILE = "best.safetensors"
 TRAINER_FILE = "trainer.safetensors"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+_STORED = re.compile(r"^(?P<stem>[\w-]+)\.(?P<digest>[0-9a-f]{16})(?P<suffix>\.\w+)$")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` holds either the old or the new bytes, never a part."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def stored_name(name: str, digest: str) -> str:
+    """Format 2's name in .versions/ for the file ``name`` with this sha256: model.<16 hex>.safetensors."""
+    stem, dot, suffix = name.partition(".")
+    return f"{stem}.{digest[:16]}{dot}{suffix}"
 
 
 def tensors_to_bytes(tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> bytes:
@@ -75,40 +77,69 @@ def metrics_to_csv(rows: list[dict]) -> bytes:
     return out.getvalue().encode()
 
 
-def save(
-    run_dir: Path,
-    *,
-    kind: str,
-    config: dict,
-    model_state: dict[str, Tensor],
-    best_state: dict[str, Tensor] | None = None,
-    trainer_state: dict[str, Tensor] | None = None,
-    trainer_meta: dict | None = None,
-    metrics: list[dict] | None = None,
-    attachments: dict[str, bytes] | None = None,
-) -> None:
-    """Save a checkpoint into ``run_dir`` (created if needed); see the module docstring.
+def finite_json(value):
+    """``value`` with every NaN or infinity replaced by None: config.json is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
 
-    ``attachments`` are further files the model needs (a tokenizer model...), hashed like the others."""
+
+def save(run_dir: Path, *, kind: str, config: dict, files: dict[str, bytes]) -> None:
+    """Save a checkpoint into ``run_dir`` (created if needed): ``files`` maps each plain name
+    (model.safetensors, a tokenizer model...) to its bytes; ``config`` goes into config.json."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    blobs = {MODEL_FILE: tensors_to_bytes(model_state)}
-    if best_state is not None:
-        blobs[BEST_FILE] = tensors_to_bytes(best_state)
-    if trainer_state is not None:
-        blobs[TRAINER_FILE] = tensors_to_bytes(trainer_state, {"meta": json.dumps(trainer_meta or {})})
-    if metrics is not None:
-        blobs[METRICS_FILE] = metrics_to_csv(metrics)
-    blobs.update(attachments or {})
-    for name, data in blobs.items():
-        atomic_write(run_dir / name, data)
-    document = {
-        "format_version": FORMAT_VERSION,
-        "kind": kind,
-        **config,
-        "files": {name: hashlib.sha256(data).hexdigest() for name, data in blobs.items()},
-    }
-    atomic_write(run_dir / CONFIG_FILE, json.dumps(document, indent=2, ensure_ascii=False).encode())
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    document = {"format_version": FORMAT_VERSION, "kind": kind, **finite_json(config), "files": digests}
+    manifest = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False).encode()
+    versions = run_dir / VERSIONS
+    try:
+        versions.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            path = versions / stored_name(name, digests[name])
+            if not (path.is_file() and path.stat().st_size == len(data)):  # unchanged files are kept
+                atomic_write(path, data, sync_folder=False)
+        fsync_folder(versions)
+        atomic_write(run_dir / CONFIG_FILE, manifest)  # the commit point
+    except OSError as e:
+        raise CheckpointError(
+            f"{run_dir}: could not save the checkpoint ({e.strerror or e}); the previous checkpoint is intact"
+        ) from None
+    try:
+        _link_plain_names(run_dir, digests)
+        remove_unreferenced(run_dir, digests)
+    except OSError:
+        pass  # the checkpoint is saved; tidying up happens again at the next save
+
+
+def _link_plain_names(run_dir: Path, digests: dict[str, str]) -> None:
+    """Give every stored file its plain name too (a hard link: no copy), for people and other tools."""
+    for name, digest in digests.items():
+        target, plain = run_dir / VERSIONS / stored_name(name, digest), run_dir / name
+        if plain.exists() and os.path.samefile(target, plain):
+            continue
+        tmp = run_dir / f".{name}.link.tmp"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(target, tmp)
+        except OSError:  # no hard links on this file system: no plain name rather than a stale one
+            plain.unlink(missing_ok=True)
+            continue
+        os.replace(tmp, plain)
+
+
+def remove_unreferenced(run_dir: Path, digests: dict[str, str]) -> None:
+    """Remove the stored files of earlier checkpoints, and temporaries a killed save left behind."""
+    keep = {stored_name(name, digest) for name, digest in digests.items()}
+    versions = Path(run_dir) / VERSIONS
+    for p in versions.iterdir() if versions.is_dir() else ():
+        if _STORED.match(p.name) and p.name not in keep and p.is_file():
+            p.unlink(missing_ok=True)
+    remove_stale_temporaries(versions)
+    remove_stale_temporaries(run_dir)
 
 
 @dataclass
@@ -116,13 +147,25 @@ class Checkpoint:
     path: Path
     config: dict  # config.json as saved
 
+    @property
+    def files(self) -> dict:
+        files = self.config.get("files", {})
+        return files if isinstance(files, dict) else {}
+
     def read(self, name: str) -> bytes:
         """A file of the checkpoint, checked against the hash that config.json recorded."""
-        path = self.path / name
-        expected = self.config.get("files", {}).get(name)
-        if expected is None or not path.is_file():
+        expected = self.files.get(name)
+        if not isinstance(expected, str):
             raise CheckpointError(f"{self.path}: checkpoint has no {name}")
-        data = path.read_bytes()
+        plain = self.path / name
+        stored = self.path / VERSIONS / stored_name(name, expected)
+        path = stored if self.config.get("format_version", 1) > 1 and stored.is_file() else plain
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise CheckpointError(f"{plain}: missing (config.json names it; the run folder was damaged)") from None
+        except OSError as e:
+            raise CheckpointError(f"{path}: cannot be read ({e.strerror})") from None
         if hashlib.sha256(data).hexdigest() != expected:
             raise CheckpointError(f"{path}: does not match config.json (truncated, modified, or a save was cut off)")
         return data
@@ -143,14 +186,17 @@ class Checkpoint:
 
     def best_state(self) -> dict[str, Tensor]:
         """The weights at the best evaluation, or the last ones if there was no evaluation."""
-        return self.tensors(BEST_FILE if BEST_FILE in self.config.get("files", {}) else MODEL_FILE)[0]
+        return self.tensors(BEST_FILE if BEST_FILE in self.files else MODEL_FILE)[0]
 
     def trainer_state(self) -> tuple[dict[str, Tensor], dict]:
         tensors, metadata = self.tensors(TRAINER_FILE)
-        return tensors, json.loads(metadata.get("meta", "{}"))
+        try:
+            return tensors, json.loads(metadata.get("meta", "{}"))
+        except ValueError:
+            raise CheckpointError(f"{self.path / TRAINER_FILE}: its metadata is not valid JSON") from None
 
     def metrics(self) -> list[dict]:
-        if METRICS_FILE not in self.config.get("files", {}):
+        if METRICS_FILE not in self.files:
             return []
         text = self.read(METRICS_FILE).decode()
         return [{k: _number(v) for k, v in row.items() if v != ""} for row in csv.DictReader(io.StringIO(text))]
@@ -179,22 +225,32 @@ def load(run_dir: str | Path, kind: str | None = None) -> Checkpoint:
         raise CheckpointError(f"{run_dir}: not an rnnlab checkpoint (no {CONFIG_FILE})")
     try:
         config = json.loads((path / CONFIG_FILE).read_bytes())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise CheckpointError(f"{path / CONFIG_FILE}: corrupt (not valid JSON)") from None
+    except OSError as e:
+        raise CheckpointError(f"{path / CONFIG_FILE}: cannot be read ({e.strerror})") from None
     if not isinstance(config, dict) or "format_version" not in config or "kind" not in config:
         raise CheckpointError(f"{run_dir}: not an rnnlab checkpoint ({CONFIG_FILE} has no format_version)")
-    if not isinstance(config["format_version"], int) or config["format_version"] > FORMAT_VERSION:
+    version = config["format_version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{run_dir}: format_version must be a positive integer, got {version!r}")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{run_dir}: checkpoint format {config['format_version']!r} is newer than this rnnlab "
-            f"understands ({FORMAT_VERSION}); upgrade rnnlab"
+            f"{run_dir}: checkpoint format {version} is newer than this rnnlab reads ({FORMAT_VERSION}); upgrade rnnlab"
         )
+    if not isinstance(config["kind"], str):
+        raise CheckpointError(f"{run_dir}: kind must be a string, got {config['kind']!r}")
     if kind is not None and config["kind"] != kind:
         raise CheckpointError(f"{run_dir}: holds a {config['kind']!r} model, expected a {kind!r} model")
     return Checkpoint(path, config)
 
 
 def load_module_state(module: torch.nn.Module, state: dict[str, Tensor], where: Path) -> None:
-    """``module.load_state_dict(state)`` with a ``CheckpointError`` when names or shapes disagree."""
+    """``module.load_state_dict(state)`` with a ``CheckpointError`` when names or shapes disagree,
+    or when a weight is not finite (a run that diverged is never used)."""
+    bad = [name for name, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise CheckpointError(f"{where}: the weights hold NaN or infinite values ({bad[0]}...); the run diverged")
     try:
         module.load_state_dict(state)
     except RuntimeError as e:

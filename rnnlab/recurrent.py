@@ -152,6 +152,32 @@ class Recurrent(nn.Module):
         output, state, tensors = self._run_explicit(x, state, lengths, record=True)
         return Trace(output, state, tensors)
 
+    def step(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """One time step, a pure function: x_t (B, I), state tuple of (L, B, H) (None: zeros) ->
+        (y_t (B, H), the last layer's h_t; the new state, tuple of (L, B, H)).
+
+        The explicit cells run (for one step they beat the fused kernel's per-call set-up); dropout
+        between layers applies in training mode, as in ``forward``. Every step-by-step user calls
+        this (or ``step_projected``): the stepper, the language model's generator, the decoder,
+        scheduled sampling. Only a unidirectional network can be stepped.
+        """
+        return self.step_projected(self.cells[0].project(x), state)
+
+    def step_projected(self, xw: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """``step`` given the first layer's projected input xw = W_ih x_t + b_ih (B, G*H) (a caller
+        that can look it up in a table, as the language model's generator does, saves a product)."""
+        if self.bidirectional:
+            raise ValueError("a bidirectional network needs the whole sequence; it cannot be stepped")
+        if state is None:
+            state = self.initial_state(xw.shape[0], dtype=xw.dtype, device=xw.device)
+        layers = [self.cells[0].recur(xw, tuple(s[0] for s in state))]  # each a state of (B, H)
+        for k, cell in enumerate(self.cells[1:], start=1):
+            x = layers[-1][0]
+            if self.dropout > 0 and self.training:
+                x = F.dropout(x, self.dropout, True)
+            layers.append(cell.recur(cell.project(x), tuple(s[k] for s in state)))
+        return layers[-1][0], tuple(torch.stack([layer[i] for layer in layers]) for i in range(len(layers[0])))
+
     def stepper(self, batch_size: int = 1, state: State | None = None) -> Stepper:
         """A ``Stepper`` that feeds this network one time step per call, keeping the state."""
         return Stepper(self, batch_size, state)
@@ -338,6 +364,11 @@ def _scan(cell: Cell, x: Tensor, state: State, mask: Tensor | None, record: bool
     return torch.stack(outputs), state, recorded
 
 
+def full_lengths(inputs: Tensor) -> Tensor:
+    """(B,) lengths of a batch without padding: every sequence is T long (inputs (B, T, ...))."""
+    return torch.full((inputs.shape[0],), inputs.shape[1], dtype=torch.int64)
+
+
 def stretches_pay(lengths: Tensor) -> bool:
     """Whether a ragged batch should run in stretches between distinct lengths rather than packed.
 
@@ -371,29 +402,18 @@ class Stepper:
         y_t = stepper.step(x_t)        # x_t (B, I) -> y_t (B, H), the last layer's h_t
         stepper.state                  # tuple of (L, B, H), as ``Recurrent.forward`` returns it
 
-    Runs the explicit cells, which for one step at a time beat the fused kernel's per-call overhead.
+    A thin holder of the state around ``Recurrent.step``.
     """
 
     def __init__(self, recurrent: Recurrent, batch_size: int = 1, state: State | None = None) -> None:
         if recurrent.bidirectional:
             raise ValueError("a bidirectional network needs the whole sequence; it cannot be stepped")
         self.recurrent = recurrent
-        if state is None:
-            state = recurrent.initial_state(batch_size)
-        self._states = [tuple(s[k] for s in state) for k in range(recurrent.num_layers)]
-
-    @property
-    def state(self) -> State:
-        return tuple(torch.stack([s[i] for s in self._states]) for i in range(len(self._states[0])))
+        self.state = recurrent.initial_state(batch_size) if state is None else tuple(state)
 
     def step(self, x: Tensor) -> Tensor:
-        r = self.recurrent
-        for k, cell in enumerate(r.cells):
-            self._states[k] = cell.recur(cell.project(x), self._states[k])
-            x = self._states[k][0]
-            if r.dropout > 0 and r.training and k < r.num_layers - 1:
-                x = F.dropout(x, r.dropout, True)
-        return x
+        y, self.state = self.recurrent.step(x, self.state)
+        return y
 
 
 # ---------------------------------------------------------------------- torch.nn names

@@ -1,7 +1,7 @@
 """One Trainer for every model: AdamW, warm-up and cosine decay, clipping, truncated BPTT, budgets,
-evaluation, checkpoints, resume, progress.
+evaluation, checkpoints, resume, divergence caught.
 
-Nothing here knows which cell or task it trains. It needs:
+Nothing here knows which cell or task it trains. It needs (``rnnlab.protocols`` writes these down):
 
 * a model with ``loss(batch, carry) -> (loss, carry)``: ``carry`` is whatever state the model wants
   back with the next batch (the hidden state, for truncated BPTT) or None;
@@ -11,12 +11,11 @@ Nothing here knows which cell or task it trains. It needs:
 * ``evaluate(model) -> {"val_loss": ..., ...}``, called every ``eval_every`` steps and at the end;
   the best evaluation (highest ``score`` if reported, else lowest ``val_loss``) keeps a copy of
   the weights (``best.safetensors``), and ``patience`` stops a run that no longer improves;
-* a ``describe()`` dict that goes into config.json beside the weights (the model config, the
-  vocabulary...), enough to rebuild the model from the checkpoint.
+* a ``describe()`` dict that goes into config.json beside the weights (the options, the model
+  config, what was learned from the data), enough to rebuild the model from the checkpoint.
 
-Besides the checkpoint, a run folder gets ``curves.png`` (loss, validation loss, gradient norm
-before clipping, learning rate) when training stops, and, when the ``tensorboard`` package is
-installed, the same numbers as TensorBoard event files in ``RUN/tensorboard``.
+What is shown and logged (progress bar, metrics.csv, curves.png, TensorBoard) is up to the
+callbacks (``rnnlab.callbacks``); the Trainer itself only trains and saves.
 
 Truncated BPTT: after each batch the carried state is detached (``detach_state``): the next
 batch starts from its value but gradients stop at the batch boundary. The state is reset to zeros
@@ -27,6 +26,11 @@ s / max_steps and elapsed / max_minutes)::
 
     lr(s) = lr * min(1, s / warmup_steps) * (final_lr_ratio + (1 - final_lr_ratio) * (1 + cos(pi p)) / 2)
 
+Divergence: a step whose loss or gradient is not finite is not applied (the weights and the
+optimiser stay as they were); after ``MAX_BAD_STEPS`` such steps in a row training stops with a
+``TrainingDiverged`` error, saving nothing: the last checkpoint and the best weights stay. A loss
+that climbs far above where it started is warned about once.
+
 Ctrl-C or SIGTERM stops after the current step and saves a checkpoint; ``resume=True`` reloads it
 (weights, optimiser moments, RNG, carried state, step, elapsed time) and goes on. A run stopped and
 resumed under a step budget ends with exactly the weights of an uninterrupted run.
@@ -34,66 +38,72 @@ resumed under a step budget ends with exactly the weights of an uninterrupted ru
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from rnnlab import checkpoint
+from rnnlab.callbacks import Callback
 from rnnlab.cells import State
-from rnnlab.errors import CheckpointError, ConfigError
-from rnnlab.viz.curves import plot_curves
+from rnnlab.config import Config
+from rnnlab.errors import CheckpointError, ConfigError, RnnlabError
+
+MAX_BAD_STEPS = 5  # non-finite steps in a row before training stops
+
+
+class TrainingDiverged(RnnlabError):
+    """The loss or the gradient stayed non-finite: the learning rate is probably far too high."""
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    lr: float = 2e-3  # peak learning rate of AdamW
-    weight_decay: float = 0.0  # AdamW's decoupled weight decay (matrices only, not biases)
-    warmup_steps: int = 100  # linear warm-up from 0 to lr
-    final_lr_ratio: float = 0.05  # the cosine decay ends at lr * final_lr_ratio
-    clip_norm: float = 1.0  # clip the gradient's global L2 norm to this (0: no clipping)
-    max_steps: int | None = None  # stop after this many optimiser steps
-    max_minutes: float | None = None  # ... or after this much wall-clock time
-    eval_every: int = 250  # evaluate and save a checkpoint every N steps
-    patience: int = 0  # stop after this many evaluations without a new best (0: never stop early)
-    seed: int = 0
+class TrainConfig(Config):
+    lr: float = 2e-3  # [X] peak learning rate
+    weight_decay: float = 0.0  # [X] AdamW weight decay (weight matrices only)
+    warmup_steps: int = 100  # [N] warm-up steps (linear, from 0 to the peak learning rate)
+    final_lr_ratio: float = 0.05  # [X] the cosine decay ends at this share of the peak learning rate
+    clip_norm: float = 1.0  # [X] gradient norm clip, 0 for none
+    max_steps: int | None = None  # [S] step budget
+    max_minutes: float | None = None  # [M] time budget in minutes
+    eval_every: int = 250  # [N] evaluate and save every N steps
+    patience: int = 0  # [N] stop after N evaluations without a new best, 0 never
+    seed: int = 0  # [S] random seed
 
     def __post_init__(self) -> None:
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise ConfigError(f"learning rate must be positive, got {self.lr}")
-        if self.weight_decay < 0:
+        if not 0 <= self.weight_decay < math.inf:
             raise ConfigError(f"weight decay must be >= 0, got {self.weight_decay}")
         if self.warmup_steps < 0:
             raise ConfigError(f"warm-up steps must be >= 0, got {self.warmup_steps}")
         if not 0 <= self.final_lr_ratio <= 1:
             raise ConfigError(f"final lr ratio must be in [0, 1], got {self.final_lr_ratio}")
-        if self.clip_norm < 0:
+        if not 0 <= self.clip_norm < math.inf:
             raise ConfigError(f"clip norm must be >= 0, got {self.clip_norm}")
         if self.max_steps is None and self.max_minutes is None:
             raise ConfigError("give a budget: max_steps, max_minutes or both")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max steps must be at least 1, got {self.max_steps}")
-        if self.max_minutes is not None and not self.max_minutes > 0:
+        if self.max_minutes is not None and not 0 < self.max_minutes < math.inf:
             raise ConfigError(f"max minutes must be positive, got {self.max_minutes}")
         if self.eval_every < 1:
             raise ConfigError(f"eval every must be at least 1, got {self.eval_every}")
         if self.patience < 0:
             raise ConfigError(f"patience must be >= 0, got {self.patience}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+    def with_budget(self, max_steps: int | None, max_minutes: float | None) -> TrainConfig:
+        """This config with another budget (when a user names one, the other is not kept)."""
+        return self.replace(max_steps=max_steps, max_minutes=max_minutes)
 
 
 def lr_at(config: TrainConfig, step: int, progress: float) -> float:
@@ -110,10 +120,11 @@ def detach_state(state: State | None) -> State | None:
 
 def badness(metrics: dict) -> float | None:
     """What "better" means for model selection: a higher ``score`` if the evaluation reports one
-    (accuracy, F1...), else a lower ``val_loss``."""
-    if "score" in metrics:
-        return -metrics["score"]
-    return metrics.get("val_loss")
+    (accuracy, F1...), else a lower ``val_loss``. A non-finite value is the worst."""
+    value = -metrics["score"] if "score" in metrics else metrics.get("val_loss")
+    if value is None:
+        return None
+    return value if math.isfinite(value) else math.inf
 
 
 @dataclass
@@ -127,21 +138,29 @@ class TrainResult:
 
 
 class Trainer:
+    """Trains ``model`` into ``run_dir`` (see the module docstring); ``fit()`` returns a TrainResult.
+
+    ``attachments`` are files saved with every checkpoint (a tokenizer model...); ``callbacks``
+    report progress and keep logs (``rnnlab.callbacks.standard()`` for the usual ones).
+    """
+
     def __init__(
         self,
         model: nn.Module,
+        *,
         batches,
         evaluate: Callable[[nn.Module], dict[str, float]],
         config: TrainConfig,
         run_dir: Path,
         kind: str,
         describe: Callable[[], dict],
-        progress: bool = True,
         attachments: dict[str, bytes] | None = None,
+        callbacks: Sequence[Callback] = (),
     ) -> None:
         self.model, self.batches, self.evaluate, self.config = model, batches, evaluate, config
-        self.run_dir, self.kind, self.describe, self.progress = Path(run_dir), kind, describe, progress
-        self.attachments = attachments or {}  # files saved with every checkpoint (a tokenizer...)
+        self.run_dir, self.kind, self.describe = Path(run_dir), kind, describe
+        self.attachments = attachments or {}
+        self.callbacks = list(callbacks)
         # weight decay on weight matrices only: not on biases, gains or embedding tables
         tables = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
         decay = [p for p in model.parameters() if p.dim() >= 2 and id(p) not in tables]
@@ -154,19 +173,22 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
         self.carry: State | None = None
-        self.rows: list[dict] = []
         self.last_eval: dict = {}
         self.best_eval: dict = {}
         self.best_step: int | None = None
         self.best_state: dict[str, Tensor] | None = None  # a copy of the weights at the best evaluation
         self.evals_since_best = 0
+        self.checkpoint: checkpoint.Checkpoint | None = None  # the one restored from, if resumed
         self._stop_signal: int | None = None
-        self._tokens_per_s: int | None = None
-        self._board = None  # a TensorBoard SummaryWriter while fit() runs, if tensorboard is installed
+        self._bad_steps = 0  # non-finite steps in a row
+        self._first_loss: float | None = None
+        self._warned_rising = False
 
     # ------------------------------------------------------------------ checkpoints
 
     def save(self) -> None:
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            raise TrainingDiverged(f"the weights are no longer finite at step {self.step}; nothing was saved")
         meta = {
             "step": self.step,
             "elapsed": self.elapsed,
@@ -185,22 +207,22 @@ class Trainer:
                 tensors[f"optimizer.{index}.{name}"] = torch.as_tensor(value)
         for i, s in enumerate(self.carry or ()):
             tensors[f"carry.{i}"] = s
+        files = {
+            checkpoint.MODEL_FILE: checkpoint.tensors_to_bytes(self.model.state_dict()),
+            checkpoint.TRAINER_FILE: checkpoint.tensors_to_bytes(
+                tensors, {"meta": json.dumps(checkpoint.finite_json(meta), allow_nan=False)}
+            ),
+            **self.attachments,
+        }
+        if self.best_state is not None:
+            files[checkpoint.BEST_FILE] = checkpoint.tensors_to_bytes(self.best_state)
+        for callback in self.callbacks:
+            files.update(callback.on_save(self))
         config = {
             **self.describe(),
-            "train": self.config.to_dict(),
             "progress": {"step": self.step, "elapsed_seconds": round(self.elapsed, 1), **self.last_eval},
         }
-        checkpoint.save(
-            self.run_dir,
-            kind=self.kind,
-            config=config,
-            model_state=self.model.state_dict(),
-            best_state=self.best_state,
-            trainer_state=tensors,
-            trainer_meta=meta,
-            metrics=self.rows,
-            attachments=self.attachments,
-        )
+        checkpoint.save(self.run_dir, kind=self.kind, config=config, files=files)
 
     def restore(self) -> None:
         """Load the trainer state saved in ``run_dir`` (the model's weights are loaded too)."""
@@ -222,9 +244,9 @@ class Trainer:
             self.last_eval, self.best_eval, self.best_step = meta["last_eval"], meta["best_eval"], meta["best_step"]
             self.evals_since_best = meta["evals_since_best"]
             self.best_state = ckpt.best_state() if self.best_step is not None else None
-        except (KeyError, ValueError, RuntimeError, TypeError) as e:
+        except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as e:
             raise CheckpointError(f"{self.run_dir}: trainer state is incomplete or does not fit ({e})") from None
-        self.rows = [r for r in ckpt.metrics() if r.get("step", 0) <= self.step]
+        self.checkpoint = ckpt
 
     # ------------------------------------------------------------------ the loop
 
@@ -244,7 +266,7 @@ class Trainer:
         self.model.train()
         self.last_eval = result
         now, best = badness(result), badness(self.best_eval)
-        if now is not None and (best is None or now < best):
+        if now is not None and now < math.inf and (best is None or now < best):
             self.best_eval, self.best_step, self.evals_since_best = result, self.step, 0
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         else:
@@ -261,30 +283,65 @@ class Trainer:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 handlers[sig] = signal.signal(sig, self._on_signal)
-        self._board = _summary_writer(self.run_dir / "tensorboard")
         try:
-            return self._fit()
+            for callback in self.callbacks:
+                callback.on_start(self)
+            result = self._fit()
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
-            if self._board is not None:
-                self._board.close()
+        for callback in self.callbacks:
+            callback.on_end(self, result)
+        return result
+
+    def _train_step(self, batch) -> tuple[float, float]:
+        """One optimiser step; returns (loss, gradient norm before clipping). A non-finite loss or
+        gradient leaves the weights and the optimiser untouched."""
+        loss, carry = self.model.loss(batch, self.carry)
+        self.optimizer.zero_grad(set_to_none=True)
+        value = loss.item()
+        if math.isfinite(value):
+            loss.backward()
+            clip = self.config.clip_norm if self.config.clip_norm > 0 else math.inf
+            norm = float(torch.nn.utils.clip_grad_norm_(list(self.model.parameters()), clip))
+        else:
+            norm = math.nan
+        if math.isfinite(value) and math.isfinite(norm):
+            self.optimizer.step()
+            self.carry = detach_state(carry)
+            self._bad_steps = 0
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            self._bad_steps += 1
+            if self._bad_steps >= MAX_BAD_STEPS:
+                raise TrainingDiverged(
+                    f"training diverged: the loss or its gradient was not finite in {self._bad_steps} steps in a row "
+                    f"(up to step {self.step + 1}, learning rate {self.config.lr:g}); nothing non-finite was saved. "
+                    "Try a lower --lr or a smaller --clip"
+                )
+        return value, norm
+
+    def _watch(self, loss: float) -> None:
+        """Warn once when the loss climbs far above where the run started."""
+        if self._first_loss is None and math.isfinite(loss):
+            self._first_loss = loss
+        elif (
+            self._first_loss is not None
+            and not self._warned_rising
+            and math.isfinite(loss)
+            and loss > 3 * self._first_loss + 1
+            and self.step > self.config.warmup_steps
+        ):
+            self._warned_rising = True
+            print(
+                f"rnnlab: warning: the training loss ({loss:.4g}) is far above where it started ({self._first_loss:.4g}) "
+                f"at step {self.step}; the learning rate ({self.config.lr:g}) may be too high",
+                file=sys.stderr,
+            )
 
     def _fit(self) -> TrainResult:
         c = self.config
-        model, params = self.model, list(self.model.parameters())
-        model.train()
-        bar = tqdm(
-            total=c.max_steps,
-            initial=self.step,
-            disable=not self.progress,
-            unit="step",
-            dynamic_ncols=True,
-            desc=str(self.run_dir),
-            file=sys.stderr,
-            smoothing=0.05,
-            mininterval=0.5 if sys.stderr.isatty() else 30,
-        )
+        self.model.train()
         tokens_window, time_window = 0, 0.0
         started = time.perf_counter() - self.elapsed
         done = self._progress() >= 1.0
@@ -297,21 +354,17 @@ class Trainer:
             lr = lr_at(c, self.step + 1, self._progress())
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            loss, carry = model.loss(batch, self.carry)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(params, c.clip_norm if c.clip_norm > 0 else float("inf"))
-            self.optimizer.step()
-            self.carry = detach_state(carry)
+            loss, norm = self._train_step(batch)
             self.step += 1
+            self._watch(loss)
             dt = time.perf_counter() - t0
             tokens_window, time_window = tokens_window + batch.num_tokens, time_window + dt
             row = {
                 "step": self.step,
                 "epoch": round(self.step / len(self.batches), 4),
                 "lr": lr,
-                "loss": loss.item(),
-                "grad_norm": norm.item(),
+                "loss": loss,
+                "grad_norm": norm,
             }
             self.elapsed = time.perf_counter() - started
             done = self._progress() >= 1.0
@@ -323,49 +376,14 @@ class Trainer:
                 row["tokens_per_s"] = round(tokens_window / time_window)
                 tokens_window, time_window = 0, 0.0
             row["elapsed_s"] = round(self.elapsed, 2)
-            self.rows.append(row)
-            if self._board is not None:
-                for key, value in row.items():
-                    if key != "step":
-                        self._board.add_scalar(key, value, self.step)
-            self._show(bar, row, evaluated)
+            for callback in self.callbacks:
+                callback.on_step(self, row)
             if evaluated:
+                for callback in self.callbacks:
+                    callback.on_evaluation(self, row)
                 self.save()
                 if c.patience and self.evals_since_best > c.patience:
                     break  # early stop: no new best for `patience` evaluations
         if self._stop_signal is not None and not evaluated:
             self.save()
-        bar.close()
-        if self.rows:
-            plot_curves(self.rows, self.run_dir / "curves.png", title=str(self.run_dir))
         return TrainResult(self.step, self.elapsed, self.last_eval, self.best_eval, self.best_step, self._stop_signal)
-
-    def _show(self, bar: tqdm, row: dict, evaluated: bool) -> None:
-        if "tokens_per_s" in row:
-            self._tokens_per_s = row["tokens_per_s"]
-        if not self.progress:
-            return
-        bar.update(self.step - bar.n)
-        post = {"loss": f"{row['loss']:.3f}"}
-        if "val_loss" in self.last_eval:
-            post["val"] = f"{self.last_eval['val_loss']:.3f}"
-        if self._tokens_per_s:
-            post["tok/s"] = f"{self._tokens_per_s / 1000:.1f}k"
-        if self.config.max_minutes is not None:
-            left = max(0.0, 60 * self.config.max_minutes - self.elapsed)
-            post["left"] = f"{int(left // 60)}:{int(left % 60):02d}"
-        bar.set_postfix(post, refresh=False)
-        if evaluated:
-            scores = "  ".join(f"{k} {v:.4f}" for k, v in self.last_eval.items())
-            bar.write(
-                f"step {self.step:>6}  {self.elapsed / 60:5.1f} min  loss {row['loss']:.4f}  {scores}", file=sys.stderr
-            )
-
-
-def _summary_writer(folder: Path):
-    """A TensorBoard SummaryWriter for ``folder``, or None when the tensorboard package is not installed."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(folder))

@@ -47,15 +47,16 @@ def test_prefix_beam_search_finds_the_most_probable_labelling():
 def test_ctc_model_shapes_and_loss():
     model = CTCModel(CTCConfig(features=40, labels=10, hidden_size=16))
     x = torch.randn(3, 51, 40)
-    log_probs, lengths = model(x, torch.tensor([51, 40, 9]))
-    assert log_probs.shape == (3, 26, 11) and lengths.tolist() == [26, 20, 5]
+    log_probs, state = model(x, torch.tensor([51, 40, 9]))
+    lengths = model.output_lengths(torch.tensor([51, 40, 9]))
+    assert log_probs.shape == (3, 26, 11) and lengths.tolist() == [26, 20, 5] and state is None
     torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(3, 26))
 
 
 def test_wav_reading_resamples_and_refuses_empty(tmp_path):
     import soundfile as sf
 
-    from rnnlab.tasks.transcribe import log_mel, read_wav
+    from rnnlab.data.audio import log_mel, read_wav
 
     sf.write(tmp_path / "a.wav", np.sin(np.arange(16000) / 10).astype(np.float32), 16000)
     audio = read_wav(tmp_path / "a.wav")
@@ -71,21 +72,21 @@ def test_wav_reading_resamples_and_refuses_empty(tmp_path):
 
 @needs_data
 def test_utterances_join_recordings_of_the_right_speakers():
-    from rnnlab.tasks import transcribe
+    from rnnlab.data import fsdd
 
-    pools = transcribe.read_fsdd(SHARED_DATA / "speech/fsdd")
+    pools = fsdd.read_fsdd(SHARED_DATA / "speech/fsdd")
     assert sum(len(v) for v in pools["train"].values()) == 2250  # 5 speakers x 10 digits x recordings 0-44
     assert sum(len(v) for v in pools["val"].values()) == 250  # the same speakers' recordings 45-49
     assert sum(len(v) for v in pools["test"].values()) == 500  # the test speaker, nowhere else
     rng = np.random.default_rng(0)
-    audio, text = transcribe.make_utterance(pools["test"], rng)
+    audio, text = fsdd.make_utterance(pools["test"], rng)
     assert 3 <= len(text) <= 7 and text.isdigit() and len(audio) > 8000 * 0.3 * len(text)
-    augmented, text = transcribe.make_utterance(pools["train"], rng, augment=True)
+    augmented, text = fsdd.make_utterance(pools["train"], rng, augment=True)
     assert 3 <= len(text) <= 7 and augmented.dtype == np.float32
 
 
 def test_non_images_are_refused(tmp_path):
-    from rnnlab.tasks.caption import load_image
+    from rnnlab.data.images import load_image
 
     (tmp_path / "x.jpg").write_text("this is not a jpeg")
     with pytest.raises(DataError, match="not a readable image"):
@@ -97,9 +98,10 @@ def test_non_images_are_refused(tmp_path):
 @needs_data
 def test_captioning_runs_end_to_end(tmp_path, capsys):
     from rnnlab.cli import main
+    from rnnlab.data.captions import read_captions
     from rnnlab.tasks import caption
 
-    data = caption.load_data(SHARED_DATA / "captioning/flickr8k_1000")
+    data = read_captions(SHARED_DATA / "captioning/flickr8k_1000")
     assert [len(data.names[k]) for k in ("train", "val", "test")] == [800, 100, 100]
     assert data.images["test"].shape == (100, 3, 64, 64) and all(len(c) == 5 for c in data.captions["test"])
     base = caption.baselines(data)
@@ -129,20 +131,16 @@ def test_captioning_runs_end_to_end(tmp_path, capsys):
 @needs_data
 def test_transcription_runs_end_to_end(tmp_path, capsys):
     from rnnlab.cli import main
-    from rnnlab.tasks import transcribe
-    from rnnlab.train import TrainConfig
+    from rnnlab.tasks import make_options, train, transcribe
 
     fsdd = SHARED_DATA / "speech/fsdd"
-    options = transcribe.TranscribeOptions(
-        str(fsdd),
-        hidden_size=16,
-        num_layers=1,
-        batch_size=8,
-        val_size=8,
-        test_size=8,
-        train=TrainConfig(max_steps=4, eval_every=2),
+    options = make_options(
+        transcribe.TASK,
+        model={"hidden_size": 16, "num_layers": 1},
+        data={"fsdd": str(fsdd), "batch_size": 8, "val_size": 8, "test_size": 8},
+        train={"max_steps": 4, "eval_every": 2},
     )
-    _, _, test = transcribe.train(options, tmp_path / "run", progress=False)
+    test = train(transcribe.TASK, options, tmp_path / "run", progress=False).test
     assert set(test) == {"cer_greedy", "exact_greedy", "cer_beam", "exact_beam"}
     assert main(["transcribe", str(tmp_path / "run"), str(fsdd / "7_theo_0.wav"), "--beam", "0"]) == 2
     assert "beam width" in capsys.readouterr().err
@@ -152,9 +150,9 @@ def test_transcription_runs_end_to_end(tmp_path, capsys):
 
 def test_captioner_never_emits_unk_pad_or_start():
     """Even a model that puts nearly all its mass on <unk> decodes to real words."""
+    from rnnlab.data.tokens import BOS, EOS, PAD, UNK
     from rnnlab.decoding import beam_search, greedy_decode
     from rnnlab.models.generator import IMAGE_SIZE, Captioner, CaptionerConfig
-    from rnnlab.models.seq2seq import BOS, EOS, PAD, UNK
 
     torch.manual_seed(0)
     model = Captioner(CaptionerConfig(vocab=12, hidden_size=16, embedding_dim=8, channels=8)).eval()

@@ -122,7 +122,7 @@ def test_carried_state_gives_the_untruncated_loss(shakespeare):
         whole = F.cross_entropy(whole_logits.flatten(0, 1), targets.flatten())
         carried, fresh, state = [], [], None
         for start in range(0, 1000, 64):
-            logits, state = model(inputs[:, start : start + 64], state)
+            logits, state = model(inputs[:, start : start + 64], state=state)
             carried.append(logits)
             fresh.append(model(inputs[:, start : start + 64])[0])
         carried, fresh = torch.cat(carried, 1), torch.cat(fresh, 1)

@@ -3,8 +3,9 @@
 import torch
 
 from rnnlab.data.streams import StreamBatch
+from rnnlab.experiments import exposure, memory
 from rnnlab.models.lm import CharLM, CharLMConfig
-from rnnlab.tasks import exposure, memory
+from rnnlab.models.recall import Recaller
 
 
 def test_memory_task_batches():
@@ -21,7 +22,7 @@ def test_parameter_budgets_match():
     for cell in ("rnn", "gru"):
         hidden = memory.matched_hidden(cell, budget)
         assert abs(memory.parameter_count(cell, hidden) - budget) / budget < 0.02
-        model = memory.Recaller(cell, hidden)
+        model = Recaller(cell, hidden, memory.SYMBOLS, memory.SIGNALS)
         assert sum(p.numel() for p in model.parameters()) == memory.parameter_count(cell, hidden)
 
 
@@ -38,8 +39,7 @@ def test_memory_table_names_the_chance_lag():
 
 def test_scheduled_sampling_reads_its_own_samples():
     torch.manual_seed(0)
-    lm = CharLM(CharLMConfig(11, hidden_size=16, num_layers=2))
-    model = exposure.ScheduledSamplingLM(lm)
+    lm = model = CharLM(CharLMConfig(11, hidden_size=16, num_layers=2))  # batches with sampling_prob > 0
     inputs = torch.randint(0, 11, (3, 9))
     batch = StreamBatch(inputs, torch.randint(0, 11, (3, 9)), reset=True)
     batch.sampling_prob = 0.0

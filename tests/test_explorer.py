@@ -4,12 +4,12 @@ import os
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from rnnlab.tasks import charlm
-from rnnlab.train import TrainConfig
+from rnnlab.tasks import charlm, make_options, train
 from rnnlab.viz import properties as P
 from rnnlab.viz.browser import CHROMIUM, launch_chromium
 from rnnlab.viz.explorer import explain, write_page
@@ -42,13 +42,13 @@ def test_correlations_find_the_planted_unit():
 def trained(tmp_path_factory, shakespeare):
     path = tmp_path_factory.mktemp("ex") / "small.txt"
     path.write_text(shakespeare[:120_000], encoding="utf-8")
-    options = charlm.CharLMOptions(
-        model=charlm.ModelOptions(hidden_size=64, embedding_dim=16, num_layers=2),
-        data=charlm.DataConfig(text=str(path), seq_len=64, batch_size=16),
-        train=TrainConfig(max_steps=250, eval_every=250, lr=5e-3),
+    options = make_options(
+        charlm.TASK,
+        model={"hidden_size": 64, "embedding_dim": 16, "num_layers": 2},
+        data={"text": str(path), "seq_len": 64, "batch_size": 16},
+        train={"max_steps": 250, "eval_every": 250, "lr": 5e-3},
     )
-    _, run = charlm.train(options, tmp_path_factory.mktemp("ex") / "run", progress=False)
-    return run
+    return train(charlm.TASK, options, tmp_path_factory.mktemp("ex") / "run", progress=False).run
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -60,7 +60,8 @@ def test_explain_works_for_every_cell(cell, tmp_path):
 
     torch.manual_seed(0)
     vocab = CharVocab.from_text('abc (d) "e"\nfg')
-    run = charlm.LMRun(tmp_path, CharLM(CharLMConfig(len(vocab), cell=cell, hidden_size=6, num_layers=2)), vocab, {})
+    model = CharLM(CharLMConfig(len(vocab), cell=cell, hidden_size=6, num_layers=2))
+    run = SimpleNamespace(path=tmp_path, model=model, vocab=vocab)  # what explain reads of a run
     e = explain(run, 'ab (c) "d"\ne' * 20, shown=50)
     names = {(s.layer, s.name) for s in e.series}
     assert (1, "h") in names and ((0, "tanh(c)") in names) == (cell == "lstm")
@@ -72,13 +73,13 @@ def test_explain_works_for_every_cell(cell, tmp_path):
 
 
 def test_trained_model_has_a_line_position_unit(trained):
-    e = explain(trained, charlm.validation_text(trained)[:6000])
+    e = explain(trained, trained.validation_text()[:6000])
     assert abs(e.best("position in line").r) >= 0.4
     assert abs(e.best("all-caps line (speaker name)").r) >= 0.4
 
 
 def test_page_is_self_contained(trained, tmp_path):
-    path = write_page(explain(trained, charlm.validation_text(trained)[:3000], shown=500), tmp_path / "p.html")
+    path = write_page(explain(trained, trained.validation_text()[:3000], shown=500), tmp_path / "p.html")
     page = path.read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
     assert "<link" not in page and "@import" not in page
@@ -92,7 +93,7 @@ def test_page_is_self_contained(trained, tmp_path):
 def test_page_in_a_real_browser(trained, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    path = write_page(explain(trained, charlm.validation_text(trained)[:3000], shown=800), tmp_path / "explorer.html")
+    path = write_page(explain(trained, trained.validation_text()[:3000], shown=800), tmp_path / "explorer.html")
     errors: list[str] = []
     with sync_playwright() as p:
         browser = launch_chromium(p)

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from rnnlab.attention import ATTENTIONS, Memory, make_attention
+from rnnlab.data.tokens import BOS, EOS, PAD
 from rnnlab.decoding import Hypothesis, beam_search, greedy_decode
 from rnnlab.errors import ConfigError
-from rnnlab.models.seq2seq import BOS, EOS, PAD, Seq2Seq, Seq2SeqConfig
+from rnnlab.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
 
 @pytest.mark.parametrize("name", list(ATTENTIONS))

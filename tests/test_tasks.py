@@ -1,16 +1,16 @@
 """Classification, tagging and forecasting end to end on small slices of the real data sets."""
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
 from rnnlab.cli import main
+from rnnlab.data.word2vec import train_word_vectors
 from rnnlab.errors import DataError
-from rnnlab.tasks import classify, forecast, tag
-from rnnlab.train import TrainConfig
+from rnnlab.models.inputs import set_word_vectors
+from rnnlab.tasks import classify, forecast, load, make_options, tag, train
 
 needs_data = pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data (the real data sets)")
 pytestmark = needs_data
@@ -28,34 +28,38 @@ def sst_csv(tmp_path_factory):
 
 
 def test_classify_csv_learns_and_predicts(sst_csv, tmp_path, capsys):
-    options = classify.ClassifyOptions(
-        classify.ClassifySource(csv=str(sst_csv / "train.csv"), test_csv=str(sst_csv / "dev.csv")),
-        hidden_size=32,
-        embedding_dim=32,
-        min_count=1,
-        max_tokens=None,
-        batch_size=32,
-        train=TrainConfig(max_steps=300, eval_every=100, lr=5e-3),
+    options = make_options(
+        classify.TASK,
+        model={"hidden_size": 32, "embedding_dim": 32},
+        data={
+            "csv": str(sst_csv / "train.csv"),
+            "test_csv": str(sst_csv / "dev.csv"),
+            "min_count": 1,
+            "max_tokens": None,
+            "batch_size": 32,
+        },
+        train={"max_steps": 300, "eval_every": 100, "lr": 5e-3},
     )
-    result, run, test = classify.train(options, tmp_path / "run", progress=False)
-    assert run.labels == ["neg", "pos"]
+    trained = train(classify.TASK, options, tmp_path / "run", progress=False)
+    result, run, test = trained.result, trained.run, trained.test
+    assert run.learned.labels == ["neg", "pos"]
     assert test["accuracy"] > 0.62 and result.best_step is not None  # chance is 0.5 (measured 0.65)
     assert main(["predict", str(tmp_path / "run"), "wonderful", "awful"]) == 0
     out = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
-    expected = classify.predict(run, ["wonderful", "awful"])
-    assert [(label, float(p)) for label, p, _ in out] == [(label, round(float(p.max()), 3)) for label, p in expected]
+    expected = run.predict(["wonderful", "awful"])
+    assert [(label, float(p)) for label, p, _ in out] == [(label, round(float(p.max()), 3)) for _, label, p in expected]
     assert main(["eval", str(tmp_path / "run"), "--csv", str(sst_csv / "dev.csv")]) == 0
     assert "confusion matrix" in capsys.readouterr().out
 
 
 def test_unseen_label_at_evaluation(sst_csv, tmp_path, capsys):
-    options = classify.ClassifyOptions(
-        classify.ClassifySource(csv=str(sst_csv / "train.csv")),
-        hidden_size=8,
-        embedding_dim=8,
-        train=TrainConfig(max_steps=2, eval_every=2),
+    options = make_options(
+        classify.TASK,
+        model={"hidden_size": 8, "embedding_dim": 8},
+        data={"csv": str(sst_csv / "train.csv")},
+        train={"max_steps": 2, "eval_every": 2},
     )
-    classify.train(options, tmp_path / "run", progress=False)
+    train(classify.TASK, options, tmp_path / "run", progress=False)
     odd = tmp_path / "odd.csv"
     odd.write_text("text,label\na fine film,pos\nwhat a mess,meh\n")
     assert main(["eval", str(tmp_path / "run"), "--csv", str(odd)]) == 2
@@ -73,96 +77,103 @@ def test_classify_bad_inputs(sst_csv, tmp_path, capsys):
 
 
 def test_padding_and_series_classification():
-    options = classify.ClassifyOptions(
-        classify.ClassifySource(
-            ts=str(SHARED_DATA / "seqclass/BasicMotions_TRAIN.ts"),
-            test_ts=str(SHARED_DATA / "seqclass/BasicMotions_TEST.ts"),
-        ),
-        hidden_size=32,
-        val_fraction=0.0,
-        batch_size=8,
-        train=TrainConfig(max_steps=150, eval_every=150, lr=5e-3),
+    options = make_options(
+        classify.TASK,
+        model={"hidden_size": 32},
+        data={
+            "ts": str(SHARED_DATA / "seqclass/BasicMotions_TRAIN.ts"),
+            "test_ts": str(SHARED_DATA / "seqclass/BasicMotions_TEST.ts"),
+            "val_fraction": 0.0,
+            "batch_size": 8,
+        },
+        train={"max_steps": 150, "eval_every": 150, "lr": 5e-3},
     )
-    raw = classify.load_source(options.source, options.val_fraction, 0)
-    assert raw.kind == "series" and raw.train.inputs[0].shape == (100, 6) and len(raw.test.inputs) == 40
+    raw = classify.TASK.read(options)
+    assert raw.input == "series" and raw.train.inputs[0].shape == (100, 6) and len(raw.test.inputs) == 40
     import tempfile
     from pathlib import Path
 
     with tempfile.TemporaryDirectory() as tmp:
-        _, run, test = classify.train(options, Path(tmp) / "run", progress=False)
+        test = train(classify.TASK, options, Path(tmp) / "run", progress=False).test
     assert test["accuracy"] >= 0.75  # 4 classes: chance 0.25
 
 
 def test_tagger_on_conll_chunking(tmp_path):
-    options = tag.TagOptions(
-        tag.TagSource(conll=str(SHARED_DATA / "framelabel/conll2000.zip")),
-        hidden_size=48,
-        embedding_dim=32,
-        train=TrainConfig(max_steps=150, eval_every=75, lr=5e-3),
+    options = make_options(
+        tag.TASK,
+        model={"hidden_size": 48, "embedding_dim": 32},
+        data={"conll": str(SHARED_DATA / "framelabel/conll2000.zip")},
+        train={"max_steps": 150, "eval_every": 75, "lr": 5e-3},
     )
-    result, run, test = tag.train(options, tmp_path / "run", progress=False)
-    assert "B-NP" in run.names and test["chunk_f1"] > 0.6
+    trained = train(tag.TASK, options, tmp_path / "run", progress=False)
+    run, test = trained.run, trained.test
+    assert "B-NP" in run.learned.tags and test["chunk_f1"] > 0.6
     sentence = "He/PRP reckons/VBZ the/DT current/JJ account/NN deficit/NN will/MD narrow/VB"
-    assert tag.tag_sentence(run, sentence.split())[:3] == ["B-NP", "B-VP", "B-NP"]
+    assert [t for _, t in run.predict(sentence.split())][:3] == ["B-NP", "B-VP", "B-NP"]
     with pytest.raises(DataError, match="1 extra column"):
-        tag.tag_sentence(run, ["He", "reckons"])
+        run.predict(["He", "reckons"])
 
 
 def test_hapt_frames_and_unlabelled_frames(tmp_path):
-    from rnnlab.data.hapt import IGNORE, read_hapt
+    from rnnlab.data.hapt import read_hapt
+    from rnnlab.data.tokens import IGNORE
 
     recordings, names = read_hapt(SHARED_DATA / "framelabel/hapt_raw")
     assert len(recordings) == 8 and names[0] == "WALKING" and len(names) == 12
     labels = np.concatenate([r.labels for r in recordings])
     assert 0.2 < (labels == IGNORE).mean() < 0.35  # ~28% unlabelled
-    options = tag.TagOptions(
-        tag.TagSource(hapt=str(SHARED_DATA / "framelabel/hapt_raw")),
-        hidden_size=32,
-        window=128,
-        train=TrainConfig(max_steps=40, eval_every=40, lr=5e-3),
+    options = make_options(
+        tag.TASK,
+        model={"hidden_size": 32},
+        data={"hapt": str(SHARED_DATA / "framelabel/hapt_raw"), "window": 128},
+        train={"max_steps": 40, "eval_every": 40, "lr": 5e-3},
     )
-    _, _, test = tag.train(options, tmp_path / "run", progress=False)
+    test = train(tag.TASK, options, tmp_path / "run", progress=False).test
     assert 0 < test["accuracy"] <= 1 and "chunk_f1" not in test
 
 
 def test_forecast_against_baselines(tmp_path):
-    options = forecast.ForecastOptions(
-        csv=str(SHARED_DATA / "timeseries/airline_passengers.csv"),
-        horizon=3,
-        window=24,
-        season=12,
-        log=True,
-        hidden_size=32,
-        train=TrainConfig(max_steps=150, eval_every=50, lr=5e-3),
+    options = make_options(
+        forecast.TASK,
+        model={"hidden_size": 32},
+        data={
+            "csv": str(SHARED_DATA / "timeseries/airline_passengers.csv"),
+            "horizon": 3,
+            "window": 24,
+            "season": 12,
+            "log": True,
+        },
+        train={"max_steps": 150, "eval_every": 50, "lr": 5e-3},
     )
-    _, run, report = forecast.train(options, tmp_path / "run", progress=False)
+    report = train(forecast.TASK, options, tmp_path / "run", progress=False).test
     assert set(report.table) == {"model", "naive", "seasonal naive"}
     assert report.actual.shape == report.forecasts["model"].shape == (len(report.origins), 3)
     # the baselines are what they say: naive repeats the last value, seasonal naive the one a season back
-    y = forecast.prepare(options).values[:, 0]
+    y = options.data.prepare().values[:, 0]
     t = report.origins[0]
     assert report.forecasts["naive"][0, 2] == y[t] and report.forecasts["seasonal naive"][0, 0] == y[t + 1 - 12]
     assert np.isfinite(report.table["model"]["MASE"])
-    forecast.plot(report, tmp_path / "f.png")
+    from rnnlab.viz.forecast import plot_forecasts
+
+    plot_forecasts(report, tmp_path / "f.png")
     assert (tmp_path / "f.png").stat().st_size > 10_000
-    assert len(forecast.future(run)) == 3
+    [(column, values)] = load(tmp_path / "run").predict([])
+    assert column == "passengers" and len(values) == 3
 
 
 def test_forecast_bad_series(tmp_path):
     csv = tmp_path / "s.csv"
     csv.write_text("t,v\n" + "\n".join(f"{i},{i * 1.5}" for i in range(20)) + "\n")
     with pytest.raises(DataError, match="too few"):
-        forecast.prepare(forecast.ForecastOptions(csv=str(csv), window=24))
+        forecast.SeriesData(csv=str(csv), window=24).prepare()
     csv.write_text("t,v\n1,2.0\n2,oops\n3,4\n")
     with pytest.raises(DataError, match="row 3 is 'oops', not a number"):
-        forecast.prepare(forecast.ForecastOptions(csv=str(csv), window=2))
+        forecast.SeriesData(csv=str(csv), window=2).prepare()
     csv.write_text("t,v\n1,2.0\n2,\n3,4\n")
     with pytest.raises(DataError, match="not a number"):
-        forecast.prepare(forecast.ForecastOptions(csv=str(csv), window=2))
+        forecast.SeriesData(csv=str(csv), window=2).prepare()
     with pytest.raises(DataError, match="no value column 'price'"):
-        forecast.prepare(
-            replace(forecast.ForecastOptions(csv=str(SHARED_DATA / "timeseries/msft_daily.csv")), target="price")
-        )
+        forecast.SeriesData(csv=str(SHARED_DATA / "timeseries/msft_daily.csv"), target="price").prepare()
 
 
 def test_checkpoint_of_another_task_is_refused(tmp_path, capsys):
@@ -197,8 +208,8 @@ def test_word2vec_initialises_the_embedding_table():
     vocab = WordVocab.build((tokenize(t) for t in texts), min_count=2)
     table = torch.nn.Embedding(len(vocab), 16, padding_idx=0)
     before = table.weight.detach().clone()
-    vectors = classify.train_word_vectors(texts, 16, min_count=2, seed=0)
-    hits = classify.set_word_vectors(table, vocab, vectors)
+    vectors = train_word_vectors(texts, 16, min_count=2, seed=0)
+    hits = set_word_vectors(table, vocab.words, vectors)
     assert hits == len(vocab) - 2  # every word but <pad> and <unk>
     assert torch.equal(table.weight[:2], before[:2]) and not torch.equal(table.weight[2:], before[2:])
     cat = vocab.encode(["cat"])[0]
@@ -219,11 +230,13 @@ def test_bad_embedding_corpus(tmp_path):
     empty, binary = tmp_path / "empty.txt", tmp_path / "binary.txt"
     empty.write_text("\n  \n")
     binary.write_bytes(b"\xff\xfe\x00 not text")
+    from rnnlab.data.word2vec import corpus_texts
+
     with pytest.raises(DataError, match="holds no text"):
-        classify.corpus_texts(str(empty))
+        corpus_texts(str(empty))
     with pytest.raises(DataError, match="not a UTF-8 text file"):
-        classify.corpus_texts(str(binary))
-    assert classify.corpus_texts(None) == []
+        corpus_texts(str(binary))
+    assert corpus_texts(None) == []
 
 
 def test_embedding_corpus_words_join_the_vocabulary(sst_csv, tmp_path, capsys):
@@ -238,9 +251,9 @@ def test_embedding_corpus_words_join_the_vocabulary(sst_csv, tmp_path, capsys):
     assert main([*argv, "--pretrain-embeddings", "--embedding-corpus", str(tmp_path / "missing.txt")]) == 2
     assert "missing.txt: no such file (the embedding corpus)" in capsys.readouterr().err
     assert main([*argv, "--pretrain-embeddings", "--embedding-corpus", str(corpus)]) == 0
-    run = classify.load_run(tmp_path / "run")
-    words = run.encoder.vocab.words
+    run = load(tmp_path / "run")
+    words = run.learned.encoder.vocab.words
     assert "zorbulous" in words and words.index("zorbulous") > words.index("film")  # after the training words
-    assert run.encoder.encode("zorbulous")[0] > 1  # not <unk>
+    assert run.learned.encoder.encode("zorbulous")[0] > 1  # not <unk>
     assert main(["train", "classify", "--resume", "--max-steps", "4", "--quiet", "--out", str(tmp_path / "run")]) == 0
-    assert classify.load_run(tmp_path / "run").encoder.vocab.words == words
+    assert load(tmp_path / "run").learned.encoder.vocab.words == words

@@ -11,8 +11,9 @@ from rnnlab import checkpoint
 from rnnlab.data.streams import StreamBatches
 from rnnlab.decoding import SamplingOptions
 from rnnlab.errors import ConfigError, DataError
-from rnnlab.tasks import charlm
-from rnnlab.tasks.hello import HelloResult, train_hello
+from rnnlab.experiments.hello import HelloResult, train_hello
+from rnnlab.io import atomic_write
+from rnnlab.tasks import charlm, load, make_options, train
 from rnnlab.train import TrainConfig, lr_at
 
 KOREAN = "동해 물과 백두산이 마르고 닳도록 하느님이 보우하사 우리나라 만세.\n" * 40
@@ -25,12 +26,20 @@ def small_text(tmp_path_factory, shakespeare) -> Path:
     return path
 
 
-def _options(text, steps, **train):
-    return charlm.CharLMOptions(
-        model=charlm.ModelOptions(hidden_size=48, embedding_dim=16, num_layers=2, dropout=0.1),
-        data=charlm.DataConfig(text=str(text), seq_len=32, batch_size=8),
-        train=TrainConfig(max_steps=steps, eval_every=5, warmup_steps=3, lr=3e-3, **train),
+def _options(text, steps, **train_options):
+    return make_options(
+        charlm.TASK,
+        model={"hidden_size": 48, "embedding_dim": 16, "num_layers": 2, "dropout": 0.1},
+        data={"text": str(text), "seq_len": 32, "batch_size": 8},
+        train={"max_steps": steps, "eval_every": 5, "warmup_steps": 3, "lr": 3e-3, **train_options},
     )
+
+
+def _train(options, out, resume=False):
+    """(TrainResult, the loaded run) of training the character model; resuming keeps ``options``' budget."""
+    budget = (options.train.max_steps, options.train.max_minutes) if resume else None
+    trained = train(charlm.TASK, options, out, resume=resume, budget=budget, progress=False)
+    return trained.result, trained.run
 
 
 def _weights(run_dir) -> dict:
@@ -47,12 +56,13 @@ def test_hello_reaches_100_percent():
 def test_character_model_learns_real_text(small_text, tmp_path):
     """200k characters of Shakespeare, 300 steps of a small LSTM: well below the ~3.3 nats/char of
     letter frequencies alone (measured 2.03)."""
-    options = charlm.CharLMOptions(
-        model=charlm.ModelOptions(hidden_size=128),
-        data=charlm.DataConfig(text=str(small_text), seq_len=64, batch_size=32),
-        train=TrainConfig(max_steps=300, eval_every=100, lr=5e-3),
+    options = make_options(
+        charlm.TASK,
+        model={"hidden_size": 128},
+        data={"text": str(small_text), "seq_len": 64, "batch_size": 32},
+        train={"max_steps": 300, "eval_every": 100, "lr": 5e-3},
     )
-    result, run = charlm.train(options, tmp_path / "run", progress=False)
+    result, run = _train(options, tmp_path / "run")
     assert result.metrics["val_loss"] < 2.2
     rows = checkpoint.load(tmp_path / "run").metrics()
     assert len(rows) == 300 and rows[0]["loss"] > 3.5 and "grad_norm" in rows[0]
@@ -60,8 +70,8 @@ def test_character_model_learns_real_text(small_text, tmp_path):
 
 
 def test_same_seed_same_weights(small_text, tmp_path):
-    charlm.train(_options(small_text, 12), tmp_path / "a", progress=False)
-    charlm.train(_options(small_text, 12), tmp_path / "b", progress=False)
+    _train(_options(small_text, 12), tmp_path / "a")
+    _train(_options(small_text, 12), tmp_path / "b")
     a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -84,16 +94,16 @@ class _SignalAt:
 @pytest.mark.parametrize("stop_at", [7, 10])  # mid-interval, and right on an evaluation step
 def test_interrupted_and_resumed_equals_uninterrupted(small_text, tmp_path, monkeypatch, stop_at):
     steps = 16
-    charlm.train(_options(small_text, steps), tmp_path / "whole", progress=False)
+    _train(_options(small_text, steps), tmp_path / "whole")
 
     real = charlm.StreamBatches
     monkeypatch.setattr(charlm, "StreamBatches", lambda *a, **k: _SignalAt(real(*a, **k), stop_at))
-    result, _ = charlm.train(_options(small_text, steps), tmp_path / "split", progress=False)
+    result, _ = _train(_options(small_text, steps), tmp_path / "split")
     assert result.interrupted == signal.SIGINT
     assert result.step == stop_at + 1  # the step in flight finishes, then it saves
     monkeypatch.setattr(charlm, "StreamBatches", real)
 
-    result, _ = charlm.train(_options(small_text, steps), tmp_path / "split", resume=True, progress=False)
+    result, _ = _train(_options(small_text, steps), tmp_path / "split", resume=True)
     assert result.step == steps and result.interrupted is None
     whole, split = _weights(tmp_path / "whole"), _weights(tmp_path / "split")
     assert all(torch.equal(whole[k], split[k]) for k in whole)
@@ -102,53 +112,54 @@ def test_interrupted_and_resumed_equals_uninterrupted(small_text, tmp_path, monk
 
 
 def test_resume_can_extend_the_budget(small_text, tmp_path):
-    charlm.train(_options(small_text, 6), tmp_path / "run", progress=False)
-    result, _ = charlm.train(_options(small_text, 9), tmp_path / "run", resume=True, progress=False)
+    _train(_options(small_text, 6), tmp_path / "run")
+    result, _ = _train(_options(small_text, 9), tmp_path / "run", resume=True)
     assert result.step == 9
 
 
 def test_existing_run_is_never_overwritten(small_text, tmp_path):
-    charlm.train(_options(small_text, 3), tmp_path / "run", progress=False)
+    _train(_options(small_text, 3), tmp_path / "run")
     before = (tmp_path / "run" / "model.safetensors").read_bytes()
     with pytest.raises(ConfigError, match="already holds a run"):
-        charlm.train(_options(small_text, 3), tmp_path / "run", progress=False)
+        _train(_options(small_text, 3), tmp_path / "run")
     assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
 
 
 def test_resume_refuses_a_changed_text(small_text, tmp_path):
-    charlm.train(_options(small_text, 3), tmp_path / "run", progress=False)
+    _train(_options(small_text, 3), tmp_path / "run")
     config = checkpoint.load(tmp_path / "run").config
     changed = tmp_path / "changed.txt"
     changed.write_text(small_text.read_text()[:-10])
-    config["data"]["text"] = str(changed)
-    checkpoint.atomic_write(tmp_path / "run" / "config.json", __import__("json").dumps(config).encode())
+    config["options"]["data"]["text"] = str(changed)
+    atomic_write(tmp_path / "run" / "config.json", __import__("json").dumps(config).encode())
     with pytest.raises(DataError, match="changed since the run"):
-        charlm.train(_options(small_text, 6), tmp_path / "run", resume=True, progress=False)
+        _train(_options(small_text, 6), tmp_path / "run", resume=True)
 
 
 def test_korean_text_trains_samples_and_scores(tmp_path):
     path = tmp_path / "ko.txt"
     path.write_text(KOREAN, encoding="utf-8")
-    options = charlm.CharLMOptions(
-        model=charlm.ModelOptions(hidden_size=64, embedding_dim=16),
-        data=charlm.DataConfig(text=str(path), seq_len=16, batch_size=4),
-        train=TrainConfig(max_steps=150, eval_every=50, lr=1e-2),
+    options = make_options(
+        charlm.TASK,
+        model={"hidden_size": 64, "embedding_dim": 16},
+        data={"text": str(path), "seq_len": 16, "batch_size": 4},
+        train={"max_steps": 150, "eval_every": 50, "lr": 1e-2},
     )
-    result, _ = charlm.train(options, tmp_path / "run", progress=False)
-    run = charlm.load_run(tmp_path / "run")
-    text = "".join(charlm.generate(run, "동해 물과", 40, SamplingOptions(temperature=0), seed=0))
+    result, _ = _train(options, tmp_path / "run")
+    run = load(tmp_path / "run")
+    text = run.sample("동해 물과", 40, SamplingOptions(temperature=0), seed=0)
     assert text.startswith(" 백두산이"), text  # a repeated line is learned exactly
     assert all(c in run.vocab for c in text)
-    score = charlm.evaluate_text(run, KOREAN[:200])
+    score = run.score_text(KOREAN[:200])
     assert score.chars == 199 and score.nats_per_char < 1.0  # uniform over the symbols: 3.4
     assert result.metrics["val_loss"] < 1.0
 
 
 def test_sampling_is_repeatable_and_respects_top_k(small_text, tmp_path):
-    charlm.train(_options(small_text, 5), tmp_path / "run", progress=False)
-    run = charlm.load_run(tmp_path / "run")
-    a = "".join(charlm.generate(run, "ROMEO:", 50, SamplingOptions(0.9, top_k=5), seed=1))
-    b = "".join(charlm.generate(run, "ROMEO:", 50, SamplingOptions(0.9, top_k=5), seed=1))
+    _train(_options(small_text, 5), tmp_path / "run")
+    run = load(tmp_path / "run")
+    a = run.sample("ROMEO:", 50, SamplingOptions(0.9, top_k=5), seed=1)
+    b = run.sample("ROMEO:", 50, SamplingOptions(0.9, top_k=5), seed=1)
     assert a == b and len(a) == 50
 
 
@@ -208,7 +219,10 @@ def test_best_weights_are_kept_and_patience_stops(tmp_path):
         return {"val_loss": next(scripted)}
 
     config = TrainConfig(max_steps=100, eval_every=2, patience=2, warmup_steps=0)
-    result = Trainer(model, _ToyBatches(), evaluate, config, tmp_path, "toy", lambda: {}, progress=False).fit()
+    trainer = Trainer(
+        model, batches=_ToyBatches(), evaluate=evaluate, config=config, run_dir=tmp_path, kind="toy", describe=lambda: {}
+    )
+    result = trainer.fit()
     assert result.step == 10 and result.best_step == 4  # evaluations at 2, 4 (best), 6, 8, 10: 3 without a best
     assert result.best_metrics == {"val_loss": 2.0}
     ckpt = checkpoint.load(tmp_path)
@@ -219,7 +233,7 @@ def test_best_weights_are_kept_and_patience_stops(tmp_path):
 
 def test_tensorboard_events_are_written(small_text, tmp_path):
     pytest.importorskip("tensorboard")  # a test dependency: installed in CI
-    charlm.train(_options(small_text, 5), tmp_path / "run", progress=False)
+    _train(_options(small_text, 5), tmp_path / "run")
     events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 100
     assert (tmp_path / "run" / "curves.png").stat().st_size > 10_000

@@ -5,7 +5,7 @@
     rnnlab train translate|caption|transcribe ...   encoder-decoder, one-to-many, CTC
     rnnlab translate|caption|transcribe RUN ...     use them
     rnnlab sample RUN [options]            stream text from a character model
-    rnnlab predict RUN ...                 a classifier, tagger or forecaster on new inputs
+    rnnlab predict RUN ...                 any trained model on new inputs
     rnnlab eval RUN ...                    score any trained model
     rnnlab explain RUN                     write the hidden-cell explorer page for a character model
     rnnlab gradients                       gradient flow through time: vanishing, exploding, clipping
@@ -20,36 +20,24 @@ from __future__ import annotations
 import signal
 import sys
 
-from rnnlab.cli import inside, lm, seq2seq, supervised
+from rnnlab.cli import inside, run, use
 from rnnlab.cli.common import EXIT_BAD_INPUT, Parser
 from rnnlab.errors import RnnlabError
-
-TRAIN_TASKS = ("charlm", "classify", "tag", "forecast", "translate", "caption", "transcribe")
+from rnnlab.tasks import TASKS
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="rnnlab", description="Recurrent neural networks: train, sample, evaluate, look inside.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    train = sub.add_parser(
-        "train",
-        help="train a model (the character language model by default)",
-        description="Train a model. `rnnlab train [flags]` trains the character language model (charlm); "
-        "see `rnnlab train charlm --help`, `rnnlab train classify --help` and so on.",
-    )
-    tasks = train.add_subparsers(dest="task", required=True, parser_class=Parser)
-    lm.add_train_parser(tasks)
-    supervised.add_train_parsers(tasks)
-    seq2seq.add_train_parsers(tasks)
-    lm.add_parsers(sub)
-    supervised.add_parsers(sub)
-    seq2seq.add_parsers(sub)
+    run.add_parsers(sub)
+    use.add_parsers(sub)
     inside.add_parsers(sub)
     return parser
 
 
 def with_default_task(argv: list[str]) -> list[str]:
     """``rnnlab train [flags]`` means ``rnnlab train charlm [flags]``."""
-    if argv[:1] == ["train"] and (len(argv) == 1 or argv[1] not in TRAIN_TASKS):
+    if argv[:1] == ["train"] and (len(argv) == 1 or argv[1] not in TASKS):
         return ["train", "charlm", *argv[1:]]
     return argv
 

@@ -1,17 +1,24 @@
-"""Commands that look inside recurrent networks: gradients, experiment memory, experiment exposure."""
+"""Commands that run the experiments (``rnnlab.experiments``): hello, gradients, experiment memory / exposure."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from rnnlab.checkpoint import atomic_write
-from rnnlab.cli.common import FMT, Parser
+from rnnlab.cli.common import Parser
+from rnnlab.errors import RnnlabError
+from rnnlab.io import atomic_write
 
 
 def add_parsers(sub) -> None:
+    hello = sub.add_parser("hello", help='the classic toy: learn "hell" -> "ello"')
+    hello.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="rnn", help="recurrent cell")
+    hello.add_argument("--hidden", type=int, default=8, metavar="N", help="hidden units")
+    hello.add_argument("--steps", type=int, default=100, metavar="N", help="training steps")
+    hello.add_argument("--seed", type=int, default=0, metavar="S", help="random seed")
+    hello.set_defaults(func=cmd_hello)
+
     gr = sub.add_parser(
         "gradients",
-        formatter_class=FMT,
         help="measure gradient flow through time",
         description="Measure ||dL/ds_t|| over a sequence for untrained and trained models and for vanilla RNNs with "
         "W_hh rescaled to several spectral radii; fit the rate per step; show what clipping does to an "
@@ -29,7 +36,6 @@ def add_parsers(sub) -> None:
     experiments = exp.add_subparsers(dest="experiment", required=True, parser_class=Parser)
     mem = experiments.add_parser(
         "memory",
-        formatter_class=FMT,
         help="memory span of RNN, LSTM and GRU",
         description="Train RNN, LSTM and GRU (equal parameter counts) to recall a symbol after a lag of random "
         "distractors; accuracy per lag, table and PNG.",
@@ -42,7 +48,6 @@ def add_parsers(sub) -> None:
 
     xp = experiments.add_parser(
         "exposure",
-        formatter_class=FMT,
         help="teacher forcing vs scheduled sampling",
         description="Train the same character model with teacher forcing and with scheduled sampling; score "
         "free-running samples by the other model and by n-gram statistics of the corpus.",
@@ -54,11 +59,43 @@ def add_parsers(sub) -> None:
     xp.set_defaults(func=cmd_exposure)
 
 
-def cmd_gradients(args) -> int:
-    from rnnlab.tasks import gradients
+def cmd_hello(args) -> int:
+    from rnnlab.experiments.hello import HelloResult, train_hello
 
+    if args.hidden < 1 or args.steps < 0:
+        raise RnnlabError(f"--hidden must be positive and --steps >= 0, got {args.hidden} and {args.steps}")
+    result = train_hello(args.cell, args.hidden, args.steps, seed=args.seed)
+    article = {"rnn": "a vanilla RNN", "lstm": "an LSTM", "gru": "a GRU"}[args.cell]
+    print(
+        f'The classic toy: {article} with {args.hidden} hidden units learns to continue "hell" with "ello".\n'
+        'The two "l" steps need different answers, so it must remember what came before.\n'
+    )
+    for title, steps in (("before training", result.before), (f"after {args.steps} steps of Adam", result.after)):
+        print(f"{title}  (accuracy {HelloResult.accuracy(steps):.0%})")
+        print("  input  target  predicted  p(target)")
+        for s in steps:
+            mark = "ok" if s.predicted == s.target else "  "
+            print(f"  {s.input!r:>5}  {s.target!r:>6}  {s.predicted!r:>9}  {s.p_target:9.3f}  {mark}")
+        print()
+    if result.losses:
+        print(f"loss {result.losses[0]:.3f} -> {result.losses[-1]:.4f} nats/char")
+    return 0
+
+
+def _out_folder(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise RnnlabError(f"--out {path}: is a file; expected a folder")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cmd_gradients(args) -> int:
+    from rnnlab.experiments import gradients
+    from rnnlab.viz.gradients import plot_gradients
+
+    out = _out_folder(args.out)
     report = gradients.gradient_flow(args.cell, args.steps, args.hidden, args.train_steps, run=args.run)
-    paths = gradients.plot(report, args.out)
+    paths = plot_gradients(report, out)
     print(f"||dL/ds_t|| over T = {args.steps} steps of real text (s_t = h_t, and c_t for an LSTM), L reading h_T-1")
     print(
         f"  {'model':34} {'radius(W_hh)':>12} {'sigma_max':>9} {'rate/step':>10} {'fit over':>9} "
@@ -83,7 +120,8 @@ def cmd_gradients(args) -> int:
 
 
 def cmd_memory(args) -> int:
-    from rnnlab.tasks import memory
+    from rnnlab.experiments import memory
+    from rnnlab.viz.memory import plot_memory
 
     def show(r):
         print(
@@ -91,24 +129,24 @@ def cmd_memory(args) -> int:
             flush=True,
         )
 
+    out = _out_folder(args.out)
     results = memory.memory_experiment(args.lags, lstm_hidden=args.hidden, steps=args.steps, on_result=show)
     text = memory.table(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out / "memory.md", (text + "\n").encode())
-    path = memory.plot(results, args.out / "memory.png")
+    atomic_write(out / "memory.md", (text + "\n").encode())
+    path = plot_memory(results, out / "memory.png", chance=1 / memory.SIGNALS)
     print(text)
-    print(f"wrote {path} and {args.out / 'memory.md'}")
+    print(f"wrote {path} and {out / 'memory.md'}")
     return 0
 
 
 def cmd_exposure(args) -> int:
-    from rnnlab.tasks import exposure
+    from rnnlab.experiments import exposure
 
+    out = _out_folder(args.out)
     reports = exposure.exposure_experiment(args.steps, args.hidden, args.max_p)
     text = exposure.table(reports)
     samples = "\n\n".join(f"{r.name}:\n{r.sample}" for r in reports)
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out / "exposure.md", (text + "\n\nSamples (temperature 1):\n\n" + samples + "\n").encode())
+    atomic_write(out / "exposure.md", (text + "\n\nSamples (temperature 1):\n\n" + samples + "\n").encode())
     print(text)
-    print(f"wrote {args.out / 'exposure.md'}")
+    print(f"wrote {out / 'exposure.md'}")
     return 0

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab.data.tokens import IGNORE
 from rnnlab.errors import DataError
-
-IGNORE = -100
 
 
 @dataclass
@@ -50,3 +49,31 @@ def read_hapt(folder: str | Path) -> tuple[list[Recording], list[str]]:
     if not recordings:
         raise DataError(f"{folder}: no acc_expNN_userNN.txt recordings")
     return recordings, names
+
+
+# Split by recording: each of the four users recorded two sessions; the first of every user trains,
+# the second of users 1-2 validates, the second of users 3-4 tests. (With only four users, holding a
+# whole user out mostly measures how the phone sat on that user: measured, see the README.)
+HAPT_EXPERIMENTS = {"train": (1, 3, 5, 7), "val": (2, 4), "test": (6, 8)}
+
+
+def windows(frames: np.ndarray, labels: np.ndarray, window: int, stride: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(frames, labels) pieces of ``window`` steps every ``stride`` steps, the last one flush with the end."""
+    starts = list(range(0, max(1, len(frames) - window + 1), stride))
+    if starts[-1] + window < len(frames):
+        starts.append(len(frames) - window)
+    return [(frames[s : s + window], labels[s : s + window]) for s in starts]
+
+
+def hapt_splits(folder: str | Path, window: int) -> tuple[dict[str, list[tuple[np.ndarray, np.ndarray]]], list[str]]:
+    """({split: [(frames (W, 3), labels (W,))]}, activity names): windows of every recording of each
+    split (overlapping by half for training), leaving out windows without a single labelled frame."""
+    recordings, names = read_hapt(folder)
+    splits = {}
+    for part, experiments in HAPT_EXPERIMENTS.items():
+        stride = window // 2 if part == "train" else window
+        pieces = [w for r in recordings if r.experiment in experiments for w in windows(r.frames, r.labels, window, stride)]
+        splits[part] = [p for p in pieces if (p[1] != IGNORE).any()]
+    if not splits["train"] or not splits["test"]:
+        raise DataError(f"{folder}: expected the recordings acc_exp01 ... acc_exp08")
+    return splits, names

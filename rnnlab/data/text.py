@@ -9,6 +9,8 @@ Hangul syllables).
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import unicodedata
 from importlib import resources
 from pathlib import Path
@@ -37,18 +39,45 @@ def decode_text(data: bytes, name: str) -> str:
     return text
 
 
-def read_text(path: str | Path) -> str:
-    """Read a UTF-8 text file, with one clear ``DataError`` for anything that is not one."""
+def max_file_bytes() -> int:
+    """The largest data file rnnlab reads (``RNNLAB_MAX_FILE_BYTES``, default 4 GiB)."""
+    value = os.environ.get("RNNLAB_MAX_FILE_BYTES", "")
+    return int(value) if value.isdigit() else 4 << 30
+
+
+def check_regular_file(path: str | Path) -> Path:
+    """``path`` if it names a readable regular file (not a folder, a device or a pipe)."""
     p = Path(path)
-    if not p.exists():
-        raise DataError(f"{path}: no such file")
-    if p.is_dir():
-        raise DataError(f"{path}: is a directory; expected a UTF-8 text file")
     try:
-        data = p.read_bytes()
+        st = p.stat()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
     except OSError as e:
         raise DataError(f"{path}: cannot be read ({e.strerror})") from None
-    return decode_text(data, str(path))
+    if stat.S_ISDIR(st.st_mode):
+        raise DataError(f"{path}: is a directory; expected a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{path}: not a regular file (a device, pipe or socket); expected a file")
+    if st.st_size > max_file_bytes():
+        raise DataError(
+            f"{path}: {st.st_size:,} bytes, more than rnnlab reads ({max_file_bytes():,}); "
+            "set RNNLAB_MAX_FILE_BYTES to allow it"
+        )
+    return p
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The bytes of a regular file of bounded size, with one clear ``DataError`` otherwise."""
+    p = check_regular_file(path)
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror})") from None
+
+
+def read_text(path: str | Path) -> str:
+    """Read a UTF-8 text file, with one clear ``DataError`` for anything that is not one."""
+    return decode_text(read_bytes(path), str(path))
 
 
 def bundled_corpus() -> str:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from rnnlab.data.tokens import PAD_WORD as PAD
+from rnnlab.data.tokens import UNK_WORD as UNK
 from rnnlab.errors import DataError
 
-PAD, UNK = "<pad>", "<unk>"
 _HTML = re.compile(r"<br\s*/?>|<[^>]{1,20}>")
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
 

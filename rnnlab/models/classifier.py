@@ -12,20 +12,21 @@ changes its prediction (tested).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.cells import cell_class
+from rnnlab.config import Config
 from rnnlab.errors import ConfigError
 from rnnlab.models.inputs import make_input
 from rnnlab.pooling import make_pooling, step_mask
-from rnnlab.recurrent import Recurrent
+from rnnlab.recurrent import Recurrent, full_lengths
 
 
 @dataclass(frozen=True)
-class ClassifierConfig:
+class ClassifierConfig(Config):
     num_classes: int  # C
     vocab_sizes: tuple[int, ...] = ()  # token input: one vocabulary per field (id 0 = padding)
     embedding_dims: tuple[int, ...] = ()  # embedding size per token field
@@ -49,9 +50,6 @@ class ClassifierConfig:
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def build_classifier(config: ClassifierConfig) -> nn.Module:
     return SequenceClassifier(config) if config.recurrent else BagClassifier(config)
@@ -74,13 +72,14 @@ class SequenceClassifier(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(self.pool.out_size, config.num_classes)
 
-    def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
-        """inputs (B, T[, K]) ids or (B, T, F) features, lengths (B,) -> logits (B, C)."""
-        y, state = self.rnn(self.input(inputs), lengths=lengths)  # y (B, T, D*H)
-        return self.head(self.drop(self.pool(y, lengths, state[0])))
+    def forward(self, inputs: Tensor, lengths: Tensor | None = None, state=None) -> tuple[Tensor, None]:
+        """inputs (B, T[, K]) ids or (B, T, F) features, lengths (B,) (None: all T) -> (logits (B, C), None)."""
+        lengths = full_lengths(inputs) if lengths is None else lengths
+        y, final = self.rnn(self.input(inputs), state, lengths)  # y (B, T, D*H)
+        return self.head(self.drop(self.pool(y, lengths, final[0]))), None
 
     def loss(self, batch, carry=None):
-        return F.cross_entropy(self(batch.inputs, batch.lengths), batch.labels), None
+        return F.cross_entropy(self(batch.inputs, batch.lengths)[0], batch.labels), None
 
 
 class BagClassifier(nn.Module):
@@ -98,10 +97,11 @@ class BagClassifier(nn.Module):
             nn.Linear(config.hidden_size, config.num_classes),
         )
 
-    def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
+    def forward(self, inputs: Tensor, lengths: Tensor | None = None, state=None) -> tuple[Tensor, None]:
+        lengths = full_lengths(inputs) if lengths is None else lengths
         x = self.input(inputs)  # (B, T, E)
         x = x * step_mask(x, lengths)  # zero past each length, as the Recurrent's outputs are
-        return self.mlp(self.pool(x, lengths, None))
+        return self.mlp(self.pool(x, lengths, None)), None
 
     def loss(self, batch, carry=None):
-        return F.cross_entropy(self(batch.inputs, batch.lengths), batch.labels), None
+        return F.cross_entropy(self(batch.inputs, batch.lengths)[0], batch.labels), None

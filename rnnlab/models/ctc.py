@@ -9,21 +9,22 @@ per-frame classes that collapses (merge repeats, drop blanks) to the target sequ
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.cells import cell_class
+from rnnlab.config import Config
 from rnnlab.errors import ConfigError
-from rnnlab.recurrent import Recurrent
+from rnnlab.recurrent import Recurrent, full_lengths
 
 BLANK = 0
 
 
 @dataclass(frozen=True)
-class CTCConfig:
+class CTCConfig(Config):
     features: int  # F per frame
     labels: int  # label classes, the blank not counted
     cell: str = "lstm"
@@ -37,9 +38,6 @@ class CTCConfig:
         if min(self.features, self.labels, self.hidden_size, self.num_layers, self.stack) < 1:
             raise ConfigError("sizes must be positive")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 class CTCModel(nn.Module):
     def __init__(self, config: CTCConfig) -> None:
@@ -52,19 +50,22 @@ class CTCModel(nn.Module):
     def output_lengths(self, lengths: Tensor) -> Tensor:
         return torch.div(lengths + self.config.stack - 1, self.config.stack, rounding_mode="floor")
 
-    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """x (B, T, F), lengths (B,) -> (log-probabilities (B, T', C), output lengths (B,))."""
+    def forward(self, inputs: Tensor, lengths: Tensor | None = None, state=None) -> tuple[Tensor, None]:
+        """features (B, T, F), lengths (B,) -> (log-probabilities (B, T', C), None); each utterance's
+        T' is ``output_lengths(lengths)``."""
         s = self.config.stack
+        lengths = full_lengths(inputs) if lengths is None else lengths
+        x = inputs
         pad = (-x.shape[1]) % s
         if pad:
             x = F.pad(x, (0, 0, 0, pad))
         x = x.reshape(x.shape[0], x.shape[1] // s, s * x.shape[2])  # (B, T/s, s*F)
-        out_lengths = self.output_lengths(lengths)
-        y, _ = self.rnn(x, lengths=out_lengths)
-        return self.head(self.drop(y)).log_softmax(-1), out_lengths
+        y, _ = self.rnn(x, state, self.output_lengths(lengths))
+        return self.head(self.drop(y)).log_softmax(-1), None
 
     def loss(self, batch, carry=None):
-        log_probs, out_lengths = self(batch.inputs, batch.lengths)
+        log_probs, _ = self(batch.inputs, batch.lengths)
+        out_lengths = self.output_lengths(batch.lengths)
         loss = F.ctc_loss(
             log_probs.transpose(0, 1), batch.labels, out_lengths, batch.label_lengths, blank=BLANK, zero_infinity=True
         )

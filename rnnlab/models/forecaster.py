@@ -9,18 +9,19 @@ from the last observed value, y_{t+h} - y_t for h = 1..k, so that predicting zer
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.cells import cell_class
+from rnnlab.config import Config
 from rnnlab.errors import ConfigError
 from rnnlab.recurrent import Recurrent
 
 
 @dataclass(frozen=True)
-class ForecasterConfig:
+class ForecasterConfig(Config):
     input_size: int  # F features per step
     horizon: int  # k steps predicted at once
     cell: str = "lstm"
@@ -39,9 +40,6 @@ class ForecasterConfig:
         if not self.recurrent and self.window < 1:
             raise ConfigError("the MLP baseline needs the window length")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def build_forecaster(config: ForecasterConfig) -> nn.Module:
     return Forecaster(config) if config.recurrent else WindowMLP(config)
@@ -57,12 +55,13 @@ class Forecaster(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_size, config.horizon)
 
-    def forward(self, window: Tensor) -> Tensor:
-        y, _ = self.rnn(window)  # (B, W, H)
-        return self.head(self.drop(y[:, -1]))  # (B, k)
+    def forward(self, inputs: Tensor, lengths: Tensor | None = None, state=None) -> tuple[Tensor, None]:
+        """window (B, W, F) -> (the next k scaled changes (B, k), None)."""
+        y, _ = self.rnn(inputs, state)  # (B, W, H)
+        return self.head(self.drop(y[:, -1])), None  # (B, k)
 
     def loss(self, batch, carry=None):
-        return F.mse_loss(self(batch.inputs), batch.targets), None
+        return F.mse_loss(self(batch.inputs)[0], batch.targets), None
 
 
 class WindowMLP(nn.Module):
@@ -81,8 +80,8 @@ class WindowMLP(nn.Module):
             nn.Linear(config.hidden_size, config.horizon),
         )
 
-    def forward(self, window: Tensor) -> Tensor:
-        return self.mlp(window)
+    def forward(self, inputs: Tensor, lengths: Tensor | None = None, state=None) -> tuple[Tensor, None]:
+        return self.mlp(inputs), None
 
     def loss(self, batch, carry=None):
-        return F.mse_loss(self(batch.inputs), batch.targets), None
+        return F.mse_loss(self(batch.inputs)[0], batch.targets), None

@@ -11,21 +11,22 @@ No pretrained weights can be downloaded here, so the CNN learns from the caption
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from rnnlab.attention import Memory
 from rnnlab.cells import State, cell_class
+from rnnlab.config import Config
+from rnnlab.data.images import IMAGE_SIZE  # noqa: F401  (the CNN reads 64 x 64 images)
+from rnnlab.data.tokens import BOS, PAD, UNK
 from rnnlab.errors import ConfigError
-from rnnlab.models.seq2seq import BOS, PAD, UNK, Decoder, sequence_loss
-
-IMAGE_SIZE = 64
+from rnnlab.models.seq2seq import Decoder, sequence_loss
 
 
 @dataclass(frozen=True)
-class CaptionerConfig:
+class CaptionerConfig(Config):
     vocab: int
     cell: str = "lstm"
     channels: int = 128  # C, the CNN's output features per place
@@ -40,9 +41,6 @@ class CaptionerConfig:
         cell_class(self.cell)
         if min(self.vocab, self.channels, self.embedding_dim, self.hidden_size) < 1:
             raise ConfigError("sizes must be positive")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -82,10 +80,12 @@ class Captioner(nn.Module):
         log_probs, state, weights = self.decoder.step(y_prev, state, memory)
         return log_probs.index_fill(-1, torch.tensor([PAD, UNK, BOS]), float("-inf")), state, weights
 
-    def forward(self, images: Tensor, tgt_in: Tensor, sampling_prob: float = 0.0) -> Tensor:
-        memory, state = self.encode(images)
-        return self.decoder(memory, state, tgt_in, sampling_prob)
+    def forward(self, inputs: tuple[Tensor, Tensor], lengths: Tensor | None = None, state=None, *, sampling_prob=0.0):
+        """inputs (images (B, 3, 64, 64), tgt_in (B, T)) -> (logits (B, T, V), None)."""
+        images, tgt_in = inputs
+        memory, s0 = self.encode(images)
+        return self.decoder(memory, s0, tgt_in, sampling_prob), None
 
     def loss(self, batch, carry=None):
-        logits = self(batch.images, batch.tgt_in, getattr(batch, "sampling_prob", 0.0))
+        logits, _ = self((batch.images, batch.tgt_in), sampling_prob=getattr(batch, "sampling_prob", 0.0))
         return sequence_loss(logits, batch.tgt_out, self.config.label_smoothing), None

@@ -6,6 +6,7 @@ FeatureInput   features (B, T, F)                                             ->
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -54,3 +55,17 @@ def make_input(
     if vocab_sizes:
         return TokenInput(tuple(vocab_sizes), tuple(embedding_dims), dropout)
     return FeatureInput(feature_size, dropout)
+
+
+def set_word_vectors(table: nn.Embedding, words: tuple[str, ...], vectors) -> int:
+    """Copy pretrained vectors (``vectors[word]``, e.g. gensim KeyedVectors) of the vocabulary's
+    ``words`` into the embedding table, rescaled to the table's initial spread. Rows 0 and 1
+    (<pad>, <unk>) and words without a vector keep their values. Returns how many rows were set."""
+    rows = [(i, word) for i, word in enumerate(words) if i > 1 and word in vectors]
+    if not rows:
+        return 0
+    with torch.no_grad():
+        found = torch.from_numpy(np.stack([vectors[word] for _, word in rows]))  # (N, E)
+        scale = table.weight[2:].std() / found.std()  # keep the table's initial scale
+        table.weight[[i for i, _ in rows]] = found * scale
+    return len(rows)

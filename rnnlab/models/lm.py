@@ -9,19 +9,21 @@ applied to the embeddings, between recurrent layers and before the output layer 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.cells import State, cell_class
+from rnnlab.config import Config
 from rnnlab.errors import ConfigError
+from rnnlab.models.unroll import sampling_coins, unroll
 from rnnlab.recurrent import Recurrent
 
 
 @dataclass(frozen=True)
-class CharLMConfig:
+class CharLMConfig(Config):
     vocab_size: int  # V, number of distinct tokens
     cell: str = "lstm"  # rnn | lstm | gru
     embedding_dim: int = 64  # E, size of each token's learned vector
@@ -37,9 +39,6 @@ class CharLMConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class CharLM(nn.Module):
@@ -57,15 +56,34 @@ class CharLM(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
 
-    def forward(self, tokens: Tensor, state: State | None = None) -> tuple[Tensor, State]:
-        """tokens (B, T) -> (logits (B, T, V), state tuple of (L, B, H))."""
-        x = self.drop(self.embed(tokens))  # (B, T, E)
+    def forward(self, inputs: Tensor, lengths: Tensor | None = None, state: State | None = None) -> tuple[Tensor, State]:
+        """tokens (B, T) -> (logits (B, T, V), state tuple of (L, B, H)). A stream has no padding:
+        ``lengths`` is accepted for the common contract and must be None."""
+        if lengths is not None:
+            raise ValueError("a language model reads contiguous streams; lengths must be None")
+        x = self.drop(self.embed(inputs))  # (B, T, E)
         y, state = self.rnn(x, state)  # (B, T, H)
         return self.head(self.drop(y)), state  # (B, T, V)
 
+    def step(self, token: Tensor, state: State | None) -> tuple[Tensor, State]:
+        """One token (B,) -> (logits (B, V), state): the same maths as ``forward``, one step."""
+        y, state = self.rnn.step(self.drop(self.embed(token)), state)  # (B, H)
+        return self.head(self.drop(y)), state
+
     def loss(self, batch, state: State | None = None) -> tuple[Tensor, State]:
-        """Mean cross-entropy (nats per token) of ``batch.targets`` given ``batch.inputs``."""
-        logits, state = self(batch.inputs, state)
+        """Mean cross-entropy (nats per token) of ``batch.targets`` given ``batch.inputs``.
+
+        A batch may carry ``sampling_prob`` p > 0: then at each step the model reads, with
+        probability p, a character sampled from its own previous prediction instead of the true one
+        (scheduled sampling; ``rnnlab.models.unroll``). Gradients do not flow through the samples.
+        """
+        p = getattr(batch, "sampling_prob", 0.0)
+        if p > 0:
+            coins = sampling_coins(batch.inputs, p)
+            sample = lambda logits: torch.multinomial(logits.softmax(-1), 1).squeeze(-1)  # noqa: E731
+            logits, state = unroll(self.step, sample, batch.inputs, state, coins)  # (B, T, V)
+        else:
+            logits, state = self(batch.inputs, state=state)
         return F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten()), state
 
     def stepper(self, batch_size: int = 1) -> LMStepper:
@@ -75,24 +93,17 @@ class CharLM(nn.Module):
 class LMStepper:
     """Generates one token at a time: ``logits = stepper.step(token_ids)`` with (B,) -> (B, V).
 
-    Runs the explicit cells (faster than the fused kernel's per-call set-up at one step), and
-    looks the first layer's input projection up in a (V, G*H) table instead of multiplying the
-    embedding by W_ih at every step. Meant for inference (``torch.inference_mode``).
+    Calls ``Recurrent.step_projected`` with the first layer's input projection looked up in a
+    (V, G*H) table, instead of multiplying the embedding by W_ih at every step. Meant for
+    inference (``torch.inference_mode``; the model in eval mode).
     """
 
     def __init__(self, model: CharLM, batch_size: int = 1) -> None:
         self.model = model
-        rnn = model.rnn
-        self.cells = list(rnn.cells)
         with torch.no_grad():
-            self.first_projection = self.cells[0].project(model.embed.weight)  # (V, G*H)
-        state = rnn.initial_state(batch_size)
-        self.states = [tuple(s[k] for s in state) for k in range(rnn.num_layers)]
+            self.first_projection = model.rnn.cells[0].project(model.embed.weight)  # (V, G*H)
+        self.state = model.rnn.initial_state(batch_size)
 
     def step(self, tokens: Tensor) -> Tensor:
-        xw = self.first_projection[tokens]  # (B, G*H)
-        for k, cell in enumerate(self.cells):
-            if k > 0:
-                xw = cell.project(self.states[k - 1][0])
-            self.states[k] = cell.recur(xw, self.states[k])
-        return self.model.head(self.states[-1][0])  # (B, V)
+        y, self.state = self.model.rnn.step_projected(self.first_projection[tokens], self.state)  # (B, H)
+        return self.model.head(y)  # (B, V)

@@ -15,13 +15,16 @@ Without attention (``attention="none"``) c_t is the same summary of the source a
 fixed context vector of Cho et al. (2014).
 
 Training feeds the true previous token (teacher forcing), or with probability ``sampling_prob`` the
-model's own previous prediction (scheduled sampling, Bengio et al. 2015). Decoding (greedy, beam
-search) lives in ``rnnlab.decoding`` and uses ``encode`` and ``step`` only.
+model's own previous prediction (scheduled sampling, Bengio et al. 2015; ``rnnlab.models.unroll``).
+Decoding (greedy, beam search) lives in ``rnnlab.decoding`` and uses ``encode`` and ``step`` only.
+
+The decoder's recurrence is a one-layer ``Recurrent`` stepped with ``Recurrent.step``; its state at
+the decoder's boundary is a tuple of (B, D) (the layer axis dropped), as ``encode`` makes it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -29,15 +32,15 @@ from torch import Tensor, nn
 
 from rnnlab.attention import Memory, make_attention
 from rnnlab.cells import State, cell_class
+from rnnlab.config import Config
+from rnnlab.data.tokens import EOS, IGNORE, PAD
 from rnnlab.errors import ConfigError
-from rnnlab.models.tagger import IGNORE
-from rnnlab.recurrent import Recurrent
-
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
+from rnnlab.models.unroll import sampling_coins, unroll
+from rnnlab.recurrent import Recurrent, full_lengths
 
 
 @dataclass(frozen=True)
-class Seq2SeqConfig:
+class Seq2SeqConfig(Config):
     src_vocab: int
     tgt_vocab: int
     cell: str = "lstm"
@@ -57,9 +60,6 @@ class Seq2SeqConfig:
             raise ConfigError("sizes and layers must be positive")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise ConfigError("dropout and label smoothing must be in [0, 1)")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class Decoder(nn.Module):
@@ -84,16 +84,18 @@ class Decoder(nn.Module):
         cell = cell_class(cell_name)
         self.embed = nn.Embedding(vocab, embedding_dim, padding_idx=PAD)
         self.attention = make_attention(attention, size, key_size, attention_size)
-        self.cell = cell(embedding_dim + key_size, size)
+        self.cell = Recurrent(cell, embedding_dim + key_size, size)  # one layer, stepped
         self.readout = nn.Linear(size + key_size + embedding_dim, embedding_dim)
         self.out_bias = nn.Parameter(torch.zeros(vocab))
         self.drop = nn.Dropout(dropout)
+        self.register_load_state_dict_pre_hook(_cell_names_of_format_1)
 
     def features(self, y_prev: Tensor, state: State, memory: Memory) -> tuple[Tensor, State, Tensor | None]:
         """One step before the output layer: (o_t (B, E), s_t, attention weights (B, S) or None)."""
         emb = self.drop(self.embed(y_prev))  # (B, E)
         context, weights = self.attention(state[0], memory)  # (B, K), (B, S)
-        state = self.cell.recur(self.cell.project(torch.cat([emb, context], dim=-1)), state)
+        _, state = self.cell.step(torch.cat([emb, context], dim=-1), tuple(s.unsqueeze(0) for s in state))
+        state = tuple(s.squeeze(0) for s in state)  # (1, B, D) -> (B, D)
         o = torch.tanh(self.readout(self.drop(torch.cat([state[0], context, emb], dim=-1))))
         return self.drop(o), state, weights
 
@@ -106,17 +108,12 @@ class Decoder(nn.Module):
 
     def forward(self, memory: Memory, state: State, tgt_in: Tensor, sampling_prob: float = 0.0) -> Tensor:
         """Teacher-forced (or scheduled-sampling) logits (B, T, V) for target inputs tgt_in (B, T) = BOS y_1 ..."""
-        outputs, y_prev = [], tgt_in[:, 0]
-        coins = torch.rand(tgt_in.shape) < sampling_prob if sampling_prob > 0 else None
-        for t in range(tgt_in.shape[1]):
-            o, state, _ = self.features(y_prev, state, memory)
-            outputs.append(o)
-            if t + 1 < tgt_in.shape[1]:
-                y_prev = tgt_in[:, t + 1]
-                if coins is not None:  # feed back the model's own guess where the coin says so
-                    guess = self.logits(o.detach()).argmax(-1)
-                    y_prev = torch.where(coins[:, t + 1] & (y_prev != PAD), guess, y_prev)
-        return self.logits(torch.stack(outputs, dim=1))  # one big product for all steps: (B, T, V)
+        coins = sampling_coins(tgt_in, sampling_prob)
+        if coins is not None:
+            coins &= tgt_in != PAD  # padding stays padding
+        step = lambda y, s: self.features(y, s, memory)[:2]  # noqa: E731
+        outputs, _ = unroll(step, lambda o: self.logits(o).argmax(-1), tgt_in, state, coins)  # (B, T, E)
+        return self.logits(outputs)  # one big product for all steps: (B, T, V)
 
 
 def sequence_loss(logits: Tensor, tgt_out: Tensor, label_smoothing: float) -> Tensor:
@@ -149,11 +146,21 @@ class Seq2Seq(nn.Module):
         """(log-probabilities of the next token (B, V), new state, attention weights) for decoding."""
         return self.decoder.step(y_prev, state, memory)
 
-    def forward(self, src: Tensor, lengths: Tensor, tgt_in: Tensor, sampling_prob: float = 0.0) -> Tensor:
-        memory, state = self.encode(src, lengths)
-        return self.decoder(memory, state, tgt_in, sampling_prob)
+    def forward(self, inputs: tuple[Tensor, Tensor], lengths: Tensor | None = None, state=None, *, sampling_prob=0.0):
+        """inputs (src (B, S), tgt_in (B, T)), lengths (B,) of the sources -> (logits (B, T, V), None)."""
+        src, tgt_in = inputs
+        memory, s0 = self.encode(src, full_lengths(src) if lengths is None else lengths)
+        return self.decoder(memory, s0, tgt_in, sampling_prob), None
 
     def loss(self, batch, carry=None):
         """Cross-entropy (with label smoothing) of batch.tgt_out given batch.src and batch.tgt_in."""
-        logits = self(batch.src, batch.src_lengths, batch.tgt_in, getattr(batch, "sampling_prob", 0.0))
+        logits, _ = self((batch.src, batch.tgt_in), batch.src_lengths, sampling_prob=getattr(batch, "sampling_prob", 0.0))
         return sequence_loss(logits, batch.tgt_out, self.config.label_smoothing), None
+
+
+def _cell_names_of_format_1(module, state_dict, prefix, *args) -> None:
+    """Checkpoints of format 1 held the decoder's cell as a bare cell (``cell.weight_ih``); it is
+    now a one-layer Recurrent (``cell.weight_ih_l0``)."""
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        if prefix + "cell." + name in state_dict:
+            state_dict[prefix + "cell." + name + "_l0"] = state_dict.pop(prefix + "cell." + name)

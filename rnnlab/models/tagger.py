@@ -13,21 +13,21 @@ neither the loss nor the scores.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.cells import cell_class
+from rnnlab.config import Config
+from rnnlab.data.tokens import IGNORE
 from rnnlab.errors import ConfigError
 from rnnlab.models.inputs import make_input
 from rnnlab.recurrent import Recurrent
 
-IGNORE = -100
-
 
 @dataclass(frozen=True)
-class TaggerConfig:
+class TaggerConfig(Config):
     num_tags: int  # C
     vocab_sizes: tuple[int, ...] = ()  # token input: one vocabulary per field (id 0 = padding)
     embedding_dims: tuple[int, ...] = ()
@@ -49,9 +49,6 @@ class TaggerConfig:
             raise ConfigError(f"hidden size and layers must be positive, got {self.hidden_size}, {self.num_layers}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def build_tagger(config: TaggerConfig) -> nn.Module:
@@ -121,8 +118,8 @@ class FrameMLP(nn.Module):
             nn.Linear(config.hidden_size, config.num_tags),
         )
 
-    def forward(self, inputs: Tensor, lengths: Tensor | None = None, state=None) -> tuple[Tensor, tuple]:
-        return self.mlp(self.input(inputs)), ()
+    def forward(self, inputs: Tensor, lengths: Tensor | None = None, state=None) -> tuple[Tensor, None]:
+        return self.mlp(self.input(inputs)), None
 
     def loss(self, batch, carry=None):
         logits, _ = self(batch.inputs, batch.lengths)

@@ -1,9 +1,9 @@
-"""The character language model, end to end: train on a text, sample from it, score a text.
+"""The character language model (many-to-many, aligned), the main job of ``rnnlab train``.
 
-    result = train(CharLMOptions(), out=Path("runs/charlm"))       # the bundled Tiny Shakespeare
-    run = load_run("runs/charlm")
-    print("".join(generate(run, "ROMEO:", 200)))
-    print(evaluate_text(run, "To be, or not to be").nats_per_char)
+    trained = train(TASK, make_options(TASK), "runs/charlm")    # the bundled Tiny Shakespeare
+    run = load("runs/charlm")
+    print(run.sample("ROMEO:", 200))
+    print(run.score_text("To be, or not to be").nats_per_char)
 
 Losses are mean cross-entropy per character: nats (natural log) and bits (log base 2; bits =
 nats / ln 2). Validation is the last 10% of the text, scored in full with the state carried.
@@ -13,31 +13,40 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from rnnlab import checkpoint
+from rnnlab.cells import CellName
+from rnnlab.config import Config
 from rnnlab.data.streams import StreamBatches, eval_batches
 from rnnlab.data.text import BUNDLED_CORPUS, bundled_corpus, read_text, text_digest
 from rnnlab.data.vocab import CharVocab
 from rnnlab.decoding import SamplingOptions, sample_next
-from rnnlab.errors import CheckpointError, ConfigError, DataError
+from rnnlab.errors import ConfigError, DataError
 from rnnlab.models.lm import CharLM, CharLMConfig
-from rnnlab.train import TrainConfig, Trainer, TrainResult
+from rnnlab.tasks.base import Learned, Run, Task
+from rnnlab.train import TrainConfig
 
-KIND = "charlm"
 LN2 = math.log(2)
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    text: str | None = None  # a UTF-8 text file; None: the bundled Tiny Shakespeare
-    seq_len: int = 128  # T, characters per row of a batch (the truncation length of BPTT)
-    batch_size: int = 32  # B, parallel rows of the stream
-    val_fraction: float = 0.1  # the last part of the text, held out for validation
+class LMModel(Config):
+    cell: CellName = "lstm"  # recurrent cell
+    embedding_dim: int = 64  # [N] character embedding size
+    hidden_size: int = 768  # [N] hidden units per layer and direction (the best of benchmarks/charlm_sweep.py)
+    num_layers: int = 1  # [N] recurrent layers
+    dropout: float = 0.0  # [P] dropout probability
+
+
+@dataclass(frozen=True)
+class TextData(Config):
+    text: str | None = None  # [FILE] UTF-8 text to train on (default: the bundled Tiny Shakespeare)
+    seq_len: int = 128  # [N] characters per BPTT chunk (the truncation length)
+    batch_size: int = 32  # [N] parallel streams per batch
+    val_fraction: float = 0.1  # [F] the end of the text held out for validation
 
     def __post_init__(self) -> None:
         if self.seq_len < 1 or self.batch_size < 1:
@@ -47,34 +56,38 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class ModelOptions:
-    """CharLMConfig without the vocabulary size, which comes from the text."""
-
-    cell: str = "lstm"
-    embedding_dim: int = 64
-    hidden_size: int = 768  # the best of the sweep in benchmarks/charlm_sweep.py for 10 CPU minutes
-    num_layers: int = 1
-    dropout: float = 0.0
-
-    def config(self, vocab_size: int) -> CharLMConfig:
-        return CharLMConfig(vocab_size=vocab_size, **asdict(self))
-
-
-@dataclass(frozen=True)
-class CharLMOptions:
-    model: ModelOptions = field(default_factory=ModelOptions)
-    data: DataConfig = field(default_factory=DataConfig)
+class CharLMOptions(Config):
+    model: LMModel = field(default_factory=LMModel)
+    data: TextData = field(default_factory=TextData)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_minutes=5))
 
 
-@dataclass
-class LMRun:
-    """A trained model loaded from its checkpoint folder."""
+@dataclass(frozen=True)
+class AfterTraining(Config):
+    sample_length: int = 500  # [N] characters of sample to print at the end
 
-    path: Path
-    model: CharLM
-    vocab: CharVocab
-    config: dict
+    def __post_init__(self) -> None:
+        if self.sample_length < 0:
+            raise ConfigError(f"--sample-length must be >= 0, got {self.sample_length}")
+
+
+@dataclass(frozen=True)
+class TextToScore(Config):
+    text: str | None = None  # [FILE] character model: a UTF-8 text to score (default: its validation text)
+
+
+@dataclass
+class CharLearned(Learned):
+    vocab: CharVocab  # the text's characters
+    source: str  # the file trained on, or bundled:NAME
+    text_sha256: str  # to notice a changed text on resume
+
+    def to_dict(self) -> dict:
+        return {"vocab": list(self.vocab.chars), "source": self.source, "text_sha256": self.text_sha256}
+
+    @classmethod
+    def load(cls, saved: dict, read) -> CharLearned:
+        return cls(CharVocab(tuple(saved["vocab"])), str(saved.get("source", "")), str(saved.get("text_sha256", "")))
 
 
 @dataclass(frozen=True)
@@ -87,11 +100,40 @@ class TextScore:
         return self.nats_per_char / LN2
 
 
-def load_text(data: DataConfig) -> tuple[str, str]:
-    """(text, name) of the training text."""
-    if data.text is None:
+@dataclass
+class LMRun(Run):
+    @property
+    def vocab(self) -> CharVocab:
+        return self.learned.vocab
+
+    def sample(
+        self, prime: str = "", length: int = 500, options: SamplingOptions | None = None, seed: int | None = None
+    ) -> str:
+        return "".join(generate(self.model, self.vocab, prime, length, options, seed))
+
+    def score_text(self, text: str, name: str = "text") -> TextScore:
+        tokens = self.vocab.encode(text, name)
+        if len(tokens) < 2:
+            raise DataError(f"{name}: need at least two characters to score a prediction")
+        return score_tokens(self.model, tokens)
+
+    def validation_text(self) -> str:
+        """The held-out end of the text the run was trained on (read again from its source)."""
+        data = self.options.data
+        try:
+            text, source = read_corpus(data.text)
+        except DataError as e:
+            raise DataError(f"cannot read the run's training text again ({e}); pass a text file instead") from None
+        if text_digest(text) != self.learned.text_sha256:
+            raise DataError(f"{source} changed since {self.path} was trained; pass a text file instead")
+        return text[int(round(len(text) * (1 - data.val_fraction))) :]
+
+
+def read_corpus(path: str | None) -> tuple[str, str]:
+    """(text, name) of a training text: the file, or the bundled corpus."""
+    if path is None:
         return bundled_corpus(), f"bundled:{BUNDLED_CORPUS}"
-    return read_text(data.text), str(data.text)
+    return read_text(path), str(path)
 
 
 def split_tokens(tokens: Tensor, val_fraction: float) -> tuple[Tensor, Tensor]:
@@ -112,125 +154,119 @@ def score_tokens(model: CharLM, tokens: Tensor, batch_size: int = 32, seq_len: i
                 state = None
             elif batch.keep_rows is not None:
                 state = tuple(s[:, batch.keep_rows] for s in state)  # (L, B, H) -> (L, rows, H)
-            logits, state = model(batch.inputs, state)
+            logits, state = model(batch.inputs, state=state)
             total += float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), reduction="sum"))
             count += batch.num_tokens
     return TextScore(count, total / count)
 
 
-def train(options: CharLMOptions, out: Path, resume: bool = False, progress: bool = True) -> tuple[TrainResult, LMRun]:
-    """Train (or, with ``resume``, continue training) a character model into the folder ``out``."""
-    out = Path(out)
-    if resume:
-        options, vocab = _resumed_options(out, options)
-    elif checkpoint.is_checkpoint(out):
-        raise ConfigError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
-    text, source = load_text(options.data)
-    if not resume:
-        vocab = CharVocab.from_text(text)
-    else:
-        saved = checkpoint.load(out, KIND).config["data"]
-        if text_digest(text) != saved["text_sha256"]:
-            raise DataError(f"{source}: the text changed since the run in {out} started; resume needs the same text")
-    train_tokens, val_tokens = split_tokens(vocab.encode(text, source), options.data.val_fraction)
-
-    torch.manual_seed(options.train.seed)
-    model = CharLM(options.model.config(len(vocab)))
-    batches = StreamBatches(train_tokens, options.data.batch_size, options.data.seq_len, seed=options.train.seed)
-
-    def evaluate(m: CharLM) -> dict[str, float]:
-        score = score_tokens(m, val_tokens)
-        return {"val_loss": score.nats_per_char, "val_bpc": score.bits_per_char}
-
-    def describe() -> dict:
-        return {
-            "model": model.config.to_dict(),
-            "data": {
-                **asdict(options.data),
-                "source": source,
-                "text_sha256": text_digest(text),
-                "train_chars": len(train_tokens),
-                "val_chars": len(val_tokens),
-            },
-            "vocab": list(vocab.chars),
-        }
-
-    trainer = Trainer(model, batches, evaluate, options.train, out, KIND, describe, progress)
-    if resume:
-        trainer.restore()
-    result = trainer.fit()
-    return result, LMRun(out, model.eval(), vocab, checkpoint.load(out, KIND).config)
-
-
-def _resumed_options(out: Path, options: CharLMOptions) -> tuple[CharLMOptions, CharVocab]:
-    """The saved options of the run in ``out``, with the budget of ``options`` when it names one."""
-    config = checkpoint.load(out, KIND).config
-    try:
-        model = ModelOptions(**{f.name: config["model"][f.name] for f in fields(ModelOptions)})
-        data = DataConfig(**{f.name: config["data"][f.name] for f in fields(DataConfig)})
-        saved_train = TrainConfig.from_dict(config["train"])
-        vocab = CharVocab(tuple(config["vocab"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{out}: config.json lacks what resuming needs ({e})") from None
-    budget = {"max_steps": options.train.max_steps, "max_minutes": options.train.max_minutes}
-    return CharLMOptions(model, data, replace(saved_train, **budget)), vocab
-
-
-def load_run(path: str | Path) -> LMRun:
-    """Rebuild the model saved in a checkpoint folder."""
-    ckpt = checkpoint.load(path, KIND)
-    try:
-        config = CharLMConfig(**ckpt.config["model"])
-        vocab = CharVocab(tuple(ckpt.config["vocab"]))
-    except (KeyError, TypeError, ValueError, DataError) as e:
-        raise CheckpointError(f"{path}: config.json does not describe a character model ({e})") from None
-    if config.vocab_size != len(vocab):
-        raise CheckpointError(f"{path}: config.json's vocab_size {config.vocab_size} != {len(vocab)} characters")
-    model = CharLM(config)
-    checkpoint.load_module_state(model, ckpt.best_state(), ckpt.path)
-    return LMRun(ckpt.path, model.eval(), vocab, ckpt.config)
-
-
-def validation_text(run: LMRun) -> str:
-    """The held-out end of the text the run was trained on (read again from its source)."""
-    data = run.config.get("data", {})
-    try:
-        options = DataConfig(text=data.get("text"), val_fraction=data.get("val_fraction", 0.1))
-        text, source = load_text(options)
-    except DataError as e:
-        raise DataError(f"cannot read the run's training text again ({e}); pass a text file instead") from None
-    if text_digest(text) != data.get("text_sha256"):
-        raise DataError(f"{source} changed since {run.path} was trained; pass a text file instead")
-    return text[int(round(len(text) * (1 - options.val_fraction))) :]
-
-
 def generate(
-    run: LMRun,
-    prime: str = "",
-    length: int = 500,
-    options: SamplingOptions | None = None,
-    seed: int | None = None,
+    model: CharLM, vocab: CharVocab, prime: str = "", length: int = 500, options: SamplingOptions | None = None, seed=None
 ) -> Iterator[str]:
     """Yield ``length`` characters, one at a time, continuing ``prime`` (default options: plain sampling)."""
     options = options or SamplingOptions()
     if length < 0:
         raise ConfigError(f"length must be >= 0, got {length}")
-    context = prime if prime else ("\n" if "\n" in run.vocab else run.vocab.chars[0])
-    ids = run.vocab.encode(context, "the prime")
+    context = prime if prime else ("\n" if "\n" in vocab else vocab.chars[0])
+    ids = vocab.encode(context, "the prime")
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     with torch.inference_mode():
-        stepper = run.model.stepper(batch_size=1)
+        stepper = model.stepper(batch_size=1)
         for token in ids[:-1]:
             stepper.step(token.view(1))
         token = ids[-1:]
         for _ in range(length):
             token = sample_next(stepper.step(token), options, generator)
-            yield run.vocab.chars[int(token)]
+            yield vocab.chars[int(token)]
 
 
-def evaluate_text(run: LMRun, text: str, name: str = "text") -> TextScore:
-    """Nats and bits per character of ``run``'s model on ``text``."""
-    tokens = run.vocab.encode(text, name)
-    if len(tokens) < 2:
-        raise DataError(f"{name}: need at least two characters to score a prediction")
-    return score_tokens(run.model, tokens)
+class CharLMTask(Task):
+    name = kind = "charlm"
+    help = "character language model (the default task)"
+    description = (
+        "Train a character language model on a UTF-8 text (default: the bundled Tiny Shakespeare), save a "
+        "checkpoint, print a sample and write the explorer page. `rnnlab train` alone runs this."
+    )
+    Options, ModelConfig, Learned, EvalData, Run = CharLMOptions, CharLMConfig, CharLearned, TextToScore, LMRun
+    Extras = AfterTraining
+
+    def read(self, options: CharLMOptions) -> tuple[str, str]:
+        return read_corpus(options.data.text)
+
+    def fit(self, options, raw) -> CharLearned:
+        text, source = raw
+        return CharLearned(CharVocab.from_text(text), source, text_digest(text))
+
+    def encode(self, options, learned: CharLearned, raw) -> tuple[Tensor, Tensor]:
+        text, source = raw
+        if text_digest(text) != learned.text_sha256:
+            raise DataError(f"{source}: the text changed since the run started; resume needs the same text")
+        return split_tokens(learned.vocab.encode(text, source), options.data.val_fraction)
+
+    def model_config(self, options, learned) -> CharLMConfig:
+        return CharLMConfig(vocab_size=len(learned.vocab), **options.model.to_dict())
+
+    def build(self, config: CharLMConfig) -> CharLM:
+        return CharLM(config)
+
+    def batches(self, options, data) -> StreamBatches:
+        return StreamBatches(data[0], options.data.batch_size, options.data.seq_len, seed=options.train.seed)
+
+    def validator(self, options, learned, data):
+        def validate(model: CharLM) -> dict[str, float]:
+            score = score_tokens(model, data[1])
+            return {"val_loss": score.nats_per_char, "val_bpc": score.bits_per_char}
+
+        return validate
+
+    def evaluate(self, run: LMRun, given: TextToScore | None) -> dict:
+        if given is None or given.text is None:
+            text, name = run.validation_text(), "validation text"
+        else:
+            text, name = read_text(given.text), given.text
+        score = run.score_text(text, name)
+        return {
+            "text": name,
+            "chars": score.chars,
+            "nats_per_char": score.nats_per_char,
+            "bits_per_char": score.bits_per_char,
+        }
+
+    def format_scores(self, what: str, s: dict) -> str:
+        nats, bits = s["nats_per_char"], s["bits_per_char"]
+        return f"{s['text']}: {s['chars']:,} characters scored, {nats:.4f} nats/char, {bits:.4f} bits/char"
+
+    def predict(self, run: LMRun, inputs: list, length: int = 200, seed: int = 0) -> list[tuple[str, str]]:
+        """(prime, its continuation) for each text (temperature 0.8)."""
+        if not inputs:
+            raise DataError("give texts to continue (or use rnnlab sample)")
+        return [(prime, run.sample(prime, length, SamplingOptions(temperature=0.8), seed)) for prime in inputs]
+
+    def format_prediction(self, prediction) -> str:
+        return prediction[0] + prediction[1]
+
+    def finish(self, trained, extras: AfterTraining | None) -> None:
+        """A sample, the explorer page of the validation text, and what to do next."""
+        from rnnlab.io import atomic_write
+        from rnnlab.viz.explorer import write_explorer
+
+        run, length = trained.run, (extras or AfterTraining()).sample_length
+        if length:
+            text = run.sample("", length, SamplingOptions(temperature=0.8), seed=0)
+            atomic_write(run.path / "samples.txt", text.encode())
+            print(f"--- sample (temperature 0.8) ---\n{text}\n---")
+        print(write_explorer(run, run.validation_text(), run.path))
+        print(
+            f"next: rnnlab sample {run.path} --prime 'ROMEO:'  |  rnnlab eval {run.path} --text FILE  |  "
+            f"open {run.path}/explorer.html"
+        )
+
+    def summary(self, out, result) -> str:
+        val = result.metrics.get("val_loss")
+        text = f"step {result.step}, {result.elapsed / 60:.1f} min"
+        if val is not None:
+            text += f", validation {val:.4f} nats/char = {val / LN2:.4f} bits/char"
+        return f"saved {out} ({text})"
+
+
+TASK = CharLMTask()

@@ -1,14 +1,10 @@
-"""Forecasting, end to end: train on the start of a series, forecast its held-out tail walking forward,
-and always compare with the naive and seasonal-naive forecasts.
+"""Forecasting: train on the start of a series, forecast its held-out tail walking forward, and always
+compare with the naive and seasonal-naive forecasts.
 
-Given a CSV (an index/date column and value columns) and a target column:
-
-* the series is optionally log-transformed (``log``: growth that multiplies, like passengers or
-  prices), then differenced; differences are scaled by their standard deviation on the training part
-  only. The model reads the last ``window`` scaled differences of every value column and predicts
-  the change from the last value for each of the next ``horizon`` steps;
-* split in time: the first (1 - test_fraction) is for training (its last ``val_fraction`` picks the
-  best weights), the rest is the test tail;
+* the data (``rnnlab.data.series``): a CSV with an index/date column and value columns, log-
+  transformed or not, differenced and scaled with the training part's statistics; split in time:
+  the first (1 - test_fraction) trains (its last ``val_fraction`` picks the best weights), the rest
+  is the test tail;
 * walk-forward evaluation: at every origin t of the test tail the model sees the true history up
   to t (no refitting) and forecasts t+1..t+k; so do the baselines:
   naive (random walk) y_{t+h} = y_t, and seasonal naive y_{t+h} = y_{t+h-m*ceil(h/m)} for season m;
@@ -18,177 +14,113 @@ Given a CSV (an index/date column and value columns) and a target column:
 
 from __future__ import annotations
 
-import io
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from rnnlab import checkpoint
-from rnnlab.checkpoint import atomic_write
-from rnnlab.data.series import read_series
-from rnnlab.errors import CheckpointError, ConfigError, DataError
+from rnnlab.cells import CellName
+from rnnlab.config import Config
+from rnnlab.data.series import Prepared, Scaling, WindowBatches, prepare_series, windows
+from rnnlab.errors import ConfigError, DataError
 from rnnlab.models.forecaster import ForecasterConfig, build_forecaster
-from rnnlab.tasks.runs import options_from_dict, start_or_resume
-from rnnlab.train import TrainConfig, Trainer
-
-KIND = "forecaster"
+from rnnlab.tasks.base import Learned, Task
+from rnnlab.train import TrainConfig
 
 
 @dataclass(frozen=True)
-class ForecastOptions:
-    csv: str
-    target: str | None = None  # the column to forecast (default: the first value column)
-    values: tuple[str, ...] | None = None  # columns the model reads (default: every numeric column)
-    index: str | None = None  # the index/date column (default: the first column)
-    horizon: int = 1  # forecast 1..k steps ahead
-    window: int = 24  # past steps the model reads
-    season: int | None = None  # seasonal period m for seasonal naive and MASE (12 monthly, 48 half-hourly)
-    log: bool = False  # model log(values): for positive series that grow by multiplication
-    test_fraction: float = 0.2
-    val_fraction: float = 0.15  # of the training part
-    cell: str = "lstm"
-    hidden_size: int = 64
-    num_layers: int = 1
-    dropout: float = 0.1
-    baseline: bool = False  # an MLP on the flattened window instead of the recurrent model
-    batch_size: int = 32
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=2000, eval_every=100, lr=2e-3))
+class ForecasterModel(Config):
+    cell: CellName = "lstm"  # recurrent cell
+    hidden_size: int = 64  # [N] hidden units per layer
+    num_layers: int = 1  # [N] recurrent layers
+    dropout: float = 0.1  # [P] dropout probability
+    baseline: bool = False  # an MLP on the window, no recurrence
+
+
+@dataclass(frozen=True)
+class SeriesData(Config):
+    csv: str | None = None  # [FILE] CSV with an index/date column and value columns
+    target: str | None = None  # [C] column to forecast (default: the first value column)
+    values: tuple[str, ...] | None = None  # [C] value columns the model reads (default: all numeric)
+    index: str | None = None  # [C] index/date column (default: the first column)
+    horizon: int = 1  # [K] forecast 1..K steps ahead
+    window: int = 24  # [W] past steps the model reads
+    season: int | None = None  # [M] seasonal period for seasonal naive and MASE
+    log: bool = False  # model log(values): multiplicative growth
+    test_fraction: float = 0.2  # [F] held-out tail
+    val_fraction: float = 0.15  # [F] end of the training part that picks the best weights
+    batch_size: int = 32  # [N] windows per batch
 
     def __post_init__(self) -> None:
+        if not self.csv:
+            raise ConfigError("give the series: --csv FILE")
         if self.horizon < 1 or self.window < 2:
             raise ConfigError(f"need horizon >= 1 and window >= 2, got {self.horizon} and {self.window}")
         if self.season is not None and self.season < 2:
             raise ConfigError(f"season must be at least 2 steps, got {self.season}")
         if not 0 < self.test_fraction < 1 or not 0 < self.val_fraction < 1:
             raise ConfigError("test and validation fractions must be in (0, 1)")
-        if self.values is not None:
-            object.__setattr__(self, "values", tuple(self.values))
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be positive, got {self.batch_size}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ForecastOptions:
-        return options_from_dict(cls, d)
-
-
-@dataclass
-class Scaling:
-    """Per column: log or not, and the standard deviation of the differences on the training part."""
-
-    log: bool
-    diff_std: np.ndarray  # (F,)
-    target: int  # which column is forecast
-
-    def transform(self, values: np.ndarray) -> np.ndarray:
-        return np.log(values) if self.log else values
-
-    def inverse(self, z: np.ndarray) -> np.ndarray:
-        return np.exp(z) if self.log else z
-
-    def to_dict(self) -> dict:
-        return {"log": self.log, "diff_std": self.diff_std.tolist(), "target": self.target}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Scaling:
-        return cls(bool(d["log"]), np.array(d["diff_std"], dtype=np.float64), int(d["target"]))
+    def prepare(self, csv: str | None = None) -> Prepared:
+        return prepare_series(
+            csv or self.csv,
+            self.target,
+            self.values,
+            self.index,
+            log=self.log,
+            window=self.window,
+            horizon=self.horizon,
+            test_fraction=self.test_fraction,
+            val_fraction=self.val_fraction,
+        )
 
 
-def windows(z: np.ndarray, scaling: Scaling, origins: np.ndarray, window: int, horizon: int):
-    """Model inputs (N, W, F) and targets (N, k) for forecast origins t (the last known step)."""
-    dz = np.diff(z, axis=0, prepend=z[:1]) / scaling.diff_std  # (T, F): scaled differences
-    x = np.stack([dz[t - window + 1 : t + 1] for t in origins]).astype(np.float32)
-    zt = z[:, scaling.target]
-    std = scaling.diff_std[scaling.target]
-    ys = [(zt[t + 1 : t + 1 + horizon] - zt[t]) / std for t in origins if t + horizon < len(z)]
-    return torch.from_numpy(x), torch.from_numpy(np.stack(ys).astype(np.float32)) if ys else None
+@dataclass(frozen=True)
+class ForecastOptions(Config):
+    model: ForecasterModel = field(default_factory=ForecasterModel)
+    data: SeriesData = None  # the series is required
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=2000, eval_every=100, lr=2e-3))
+
+
+@dataclass(frozen=True)
+class SeriesToScore(Config):
+    csv: str | None = None  # [FILE] classifier: CSV with text and label columns; forecaster: a series
 
 
 @dataclass
-class WindowBatch:
-    inputs: torch.Tensor  # (B, W, F)
-    targets: torch.Tensor  # (B, k)
-    reset: bool = True
-
-    @property
-    def num_tokens(self) -> int:
-        return self.inputs.shape[0] * self.inputs.shape[1]
-
-
-class WindowBatches:
-    """Random minibatches of windows, reshuffled per epoch from (seed, epoch)."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> None:
-        self.x, self.y, self.batch_size, self.seed = x, y, min(batch_size, len(x)), seed
-        self.per_epoch = max(1, len(x) // self.batch_size)
-        self._epoch, self._order = -1, None
-
-    def __len__(self) -> int:
-        return self.per_epoch
-
-    def batch(self, step: int) -> WindowBatch:
-        epoch, k = divmod(step, self.per_epoch)
-        if epoch != self._epoch:
-            self._epoch, self._order = epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
-        idx = torch.from_numpy(self._order[k * self.batch_size : (k + 1) * self.batch_size])
-        return WindowBatch(self.x[idx], self.y[idx])
-
-
-@dataclass
-class Prepared:
-    values: np.ndarray  # (T, F) in the series' units
-    z: np.ndarray  # transformed (log or not)
+class ForecasterLearned(Learned):
     scaling: Scaling
     columns: list[str]
-    index: list
-    fit_end: int  # [0, fit_end) trains, [fit_end, test_start) validates, [test_start, T) is the test tail
-    test_start: int
 
+    def to_dict(self) -> dict:
+        return {"scaling": self.scaling.to_dict(), "columns": self.columns}
 
-def prepare(options: ForecastOptions) -> Prepared:
-    df = read_series(options.csv, list(options.values) if options.values else None, options.index)
-    columns = list(df.columns)
-    target = options.target or columns[0]
-    if target not in columns:
-        raise DataError(f"{options.csv}: no value column {target!r}; value columns are {', '.join(columns)}")
-    values = df.to_numpy(dtype=np.float64)
-    n = len(values)
-    test_start = int(round(n * (1 - options.test_fraction)))
-    fit_end = int(round(test_start * (1 - options.val_fraction)))
-    need = options.window + options.horizon + 1
-    if fit_end - need < 4 or test_start - fit_end < options.horizon + 1 or n - test_start < options.horizon + 1:
-        raise DataError(
-            f"{options.csv}: {n} rows are too few for a window of {options.window} and a horizon of "
-            f"{options.horizon} (the training part needs at least {need + 4} rows); use a shorter window"
-        )
-    if options.log and (values <= 0).any():
-        raise DataError(f"{options.csv}: --log needs positive values, but some are <= 0")
-    scaling = Scaling(options.log, np.ones(len(columns)), columns.index(target))
-    z = scaling.transform(values)
-    std = np.diff(z[:fit_end], axis=0).std(0)
-    scaling.diff_std = np.where(std > 1e-12, std, 1.0)
-    return Prepared(values, z, scaling, columns, list(df.index), fit_end, test_start)
+    @classmethod
+    def load(cls, saved: dict, read) -> ForecasterLearned:
+        return cls(Scaling.from_dict(saved["scaling"]), list(saved["columns"]))
 
 
 @dataclass
-class ForecasterRun:
-    path: Path
-    model: torch.nn.Module
-    scaling: Scaling
-    options: ForecastOptions
-    config: dict
+class ForecastReport:
+    target: str
+    horizon: int
+    origins: np.ndarray  # forecast origins in the test tail
+    actual: np.ndarray  # (N, k)
+    forecasts: dict[str, np.ndarray]  # method -> (N, k): "model", "naive", "seasonal naive"
+    table: dict[str, dict[str, float]]  # method -> errors
 
 
-def forecast(model, prepared: Prepared, origins: np.ndarray, window: int) -> np.ndarray:
+def forecast(model, prepared: Prepared, scaling: Scaling, origins: np.ndarray, window: int) -> np.ndarray:
     """(N, k) forecasts in the series' units for each origin t (history up to t)."""
-    x, _ = windows(prepared.z, prepared.scaling, origins, window, 1)
+    x, _ = windows(prepared.z, scaling, origins, window, 1)
     model.eval()
     with torch.inference_mode():
-        change = model(x).double().numpy() * prepared.scaling.diff_std[prepared.scaling.target]
-    zt = prepared.z[origins, prepared.scaling.target][:, None]
-    return prepared.scaling.inverse(zt + change)
+        change = model(x)[0].double().numpy() * scaling.diff_std[scaling.target]
+    zt = prepared.z[origins, scaling.target][:, None]
+    return scaling.inverse(zt + change)
 
 
 def baselines(y: np.ndarray, origins: np.ndarray, horizon: int, season: int | None) -> dict[str, np.ndarray]:
@@ -202,120 +134,30 @@ def baselines(y: np.ndarray, origins: np.ndarray, horizon: int, season: int | No
 
 def errors(pred: np.ndarray, actual: np.ndarray, scale: float) -> dict[str, float]:
     e = pred - actual
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         mape = float(np.mean(np.abs(e / actual))) * 100 if (actual != 0).all() else float("nan")
-    return {
-        "MAE": float(np.abs(e).mean()),
-        "RMSE": float(np.sqrt((e**2).mean())),
-        "MAPE": mape,
-        "MASE": float(np.abs(e).mean() / scale),
-    }
-
-
-@dataclass
-class ForecastReport:
-    target: str
-    horizon: int
-    origins: np.ndarray  # forecast origins in the test tail
-    actual: np.ndarray  # (N, k)
-    forecasts: dict[str, np.ndarray]  # method -> (N, k): "model", "naive", "seasonal naive"
-    table: dict[str, dict[str, float]]  # method -> errors
-    index: list
-
-
-def walk_forward(run: ForecasterRun, prepared: Prepared) -> ForecastReport:
-    o = run.options
-    y = prepared.values[:, prepared.scaling.target]
-    origins = np.arange(prepared.test_start - 1, len(y) - o.horizon)
-    actual = np.stack([y[t + 1 : t + 1 + o.horizon] for t in origins])
-    m = o.season or 1
-    train_y = y[: prepared.test_start]
-    scale = float(np.abs(train_y[m:] - train_y[:-m]).mean())
-    methods = {"model": forecast(run.model, prepared, origins, o.window), **baselines(y, origins, o.horizon, o.season)}
-    table = {name: errors(pred, actual, scale) for name, pred in methods.items()}
-    return ForecastReport(
-        prepared.columns[prepared.scaling.target], o.horizon, origins, actual, methods, table, prepared.index
-    )
-
-
-def train(options: ForecastOptions, out: Path, resume: bool = False, progress: bool = True):
-    """Train a forecaster into ``out``; returns (TrainResult, ForecasterRun, ForecastReport)."""
-    out = Path(out)
-    options = start_or_resume(out, KIND, options, resume)
-    p = prepare(options)
-    w, k = options.window, options.horizon
-    fit_x, fit_y = windows(p.z, p.scaling, np.arange(w, p.fit_end - k), w, k)
-    val_x, val_y = windows(p.z, p.scaling, np.arange(p.fit_end - 1, p.test_start - k), w, k)
-
-    torch.manual_seed(options.train.seed)
-    model_config = ForecasterConfig(
-        input_size=len(p.columns),
-        horizon=k,
-        cell=options.cell,
-        hidden_size=options.hidden_size,
-        num_layers=options.num_layers,
-        dropout=options.dropout,
-        recurrent=not options.baseline,
-        window=w,
-    )
-    model = build_forecaster(model_config)
-
-    def evaluate(m) -> dict[str, float]:
-        with torch.inference_mode():
-            return {"val_loss": float(torch.nn.functional.mse_loss(m(val_x), val_y))}
-
-    def describe() -> dict:
         return {
-            "model": model_config.to_dict(),
-            "scaling": p.scaling.to_dict(),
-            "columns": p.columns,
-            "options": options.to_dict(),
+            "MAE": float(np.abs(e).mean()),
+            "RMSE": float(np.sqrt((e**2).mean())),
+            "MAPE": mape,
+            "MASE": float(np.abs(e).mean() / scale) if scale > 0 else float("nan"),
         }
 
-    trainer = Trainer(
-        model,
-        WindowBatches(fit_x, fit_y, options.batch_size, options.train.seed),
-        evaluate,
-        options.train,
-        out,
-        KIND,
-        describe,
-        progress,
-    )
-    if resume:
-        trainer.restore()
-    result = trainer.fit()
-    run = load_run(out)
-    return result, run, walk_forward(run, p)
 
-
-def load_run(path: str | Path) -> ForecasterRun:
-    ckpt = checkpoint.load(path, KIND)
-    try:
-        config = ForecasterConfig(**ckpt.config["model"])
-        scaling = Scaling.from_dict(ckpt.config["scaling"])
-        options = ForecastOptions.from_dict(ckpt.config["options"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: config.json does not describe a forecaster ({e})") from None
-    model = build_forecaster(config)
-    checkpoint.load_module_state(model, ckpt.best_state(), ckpt.path)
-    return ForecasterRun(ckpt.path, model.eval(), scaling, options, ckpt.config)
-
-
-def prepare_for_run(run: ForecasterRun, csv: str | None = None) -> Prepared:
-    """The run's own series (or another CSV with the same columns), scaled as in training."""
-    o = replace(run.options, csv=csv or run.options.csv)
-    p = prepare(o)
-    if p.columns != run.config["columns"]:
-        raise DataError(f"{o.csv}: expected the columns {run.config['columns']}, got {p.columns}")
-    p.scaling = run.scaling
-    return p
-
-
-def future(run: ForecasterRun, csv: str | None = None) -> np.ndarray:
-    """The next ``horizon`` values after the last row of the series."""
-    p = prepare_for_run(run, csv)
-    return forecast(run.model, p, np.array([len(p.values) - 1]), run.options.window)[0]
+def walk_forward(run, prepared: Prepared) -> ForecastReport:
+    d = run.options.data
+    y = prepared.values[:, prepared.scaling.target]
+    origins = np.arange(prepared.test_start - 1, len(y) - d.horizon)
+    actual = np.stack([y[t + 1 : t + 1 + d.horizon] for t in origins])
+    m = d.season or 1
+    if m >= prepared.test_start:
+        raise DataError(f"a season of {m} steps is longer than the series' training part ({prepared.test_start} steps)")
+    train_y = y[: prepared.test_start]
+    scale = float(np.abs(train_y[m:] - train_y[:-m]).mean())
+    model = forecast(run.model, prepared, run.learned.scaling, origins, d.window)
+    methods = {"model": model, **baselines(y, origins, d.horizon, d.season)}
+    table = {name: errors(pred, actual, scale) for name, pred in methods.items()}
+    return ForecastReport(prepared.columns[prepared.scaling.target], d.horizon, origins, actual, methods, table)
 
 
 def table_text(report: ForecastReport) -> str:
@@ -333,28 +175,89 @@ def table_text(report: ForecastReport) -> str:
     return "\n".join(lines)
 
 
-def plot(report: ForecastReport, path: Path, title: str = "") -> Path:
-    import matplotlib
+class ForecastTask(Task):
+    name, kind = "forecast", "forecaster"
+    help = "forecasting: numbers ahead in time, beside naive baselines"
+    description = (
+        "Train a forecaster on the start of a CSV series and evaluate it walking forward over the held-out tail, "
+        "beside the naive and seasonal-naive forecasts; writes forecast.png."
+    )
+    Options, ModelConfig, Learned, EvalData = ForecastOptions, ForecasterConfig, ForecasterLearned, SeriesToScore
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def read(self, options: ForecastOptions) -> Prepared:
+        return options.data.prepare()
 
-    h = report.horizon
-    steps = [0] if h == 1 else [0, h - 1]
-    fig, axes = plt.subplots(len(steps), 1, figsize=(11, 3.6 * len(steps)), constrained_layout=True, squeeze=False)
-    x = report.origins + 1
-    for ax, s in zip(axes[:, 0], steps):
-        ax.plot(x + s, report.actual[:, s], "k-", lw=1.4, label="actual")
-        for name, pred in report.forecasts.items():
-            mase = report.table[name]["MASE"]
-            ax.plot(x + s, pred[:, s], "-" if name == "model" else "--", lw=1, label=f"{name} (MASE {mase:.3f})")
-        ax.set_title(f"{s + 1}-step-ahead forecasts of {report.target} on the held-out tail", fontsize=10)
-        ax.set_xlabel("step")
-        ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write(path, buffer.getvalue())
-    return path
+    def fit(self, options, prepared: Prepared) -> ForecasterLearned:
+        return ForecasterLearned(prepared.scaling, prepared.columns)
+
+    def encode(self, options, learned: ForecasterLearned, p: Prepared) -> Prepared:
+        if p.columns != learned.columns:
+            raise DataError(f"{options.data.csv}: expected the columns {learned.columns}, got {p.columns}")
+        p.scaling = learned.scaling
+        return p
+
+    def model_config(self, options: ForecastOptions, learned: ForecasterLearned) -> ForecasterConfig:
+        m, d = options.model, options.data
+        return ForecasterConfig(
+            input_size=len(learned.columns),
+            horizon=d.horizon,
+            cell=m.cell,
+            hidden_size=m.hidden_size,
+            num_layers=m.num_layers,
+            dropout=m.dropout,
+            recurrent=not m.baseline,
+            window=d.window,
+        )
+
+    def build(self, config: ForecasterConfig):
+        return build_forecaster(config)
+
+    def batches(self, options: ForecastOptions, p: Prepared) -> WindowBatches:
+        w, k = options.data.window, options.data.horizon
+        x, y = windows(p.z, p.scaling, np.arange(w, p.fit_end - k), w, k)
+        return WindowBatches(x, y, options.data.batch_size, options.train.seed)
+
+    def validator(self, options, learned, p: Prepared):
+        w, k = options.data.window, options.data.horizon
+        val_x, val_y = windows(p.z, p.scaling, np.arange(p.fit_end - 1, p.test_start - k), w, k)
+
+        def validate(model) -> dict[str, float]:
+            return {"val_loss": float(torch.nn.functional.mse_loss(model(val_x)[0], val_y))}
+
+        return validate
+
+    def test(self, run, p: Prepared) -> ForecastReport:
+        return walk_forward(run, p)
+
+    def evaluate(self, run, given: SeriesToScore | None) -> ForecastReport:
+        return walk_forward(run, self.encode(run.options, run.learned, run.options.data.prepare(given and given.csv)))
+
+    def format_scores(self, what, report: ForecastReport) -> str:
+        return table_text(report)
+
+    def scores_json(self, report: ForecastReport) -> dict:
+        return report.table
+
+    def finish(self, trained, extras) -> None:
+        from rnnlab.viz.forecast import plot_forecasts
+
+        report = trained.test
+        if report is not None:
+            print(table_text(report))
+            title = f"{trained.run.options.data.csv}: {report.target}"
+            print(f"wrote {plot_forecasts(report, Path(trained.run.path) / 'forecast.png', title)}")
+
+    def predict(self, run, inputs: list, csv: str | None = None) -> list:
+        """The next ``horizon`` values after the last row of the run's series, or of ``csv``."""
+        if inputs:
+            raise DataError("a forecaster reads a series, not arguments: give --csv FILE (or nothing: its own series)")
+        p = self.encode(run.options, run.learned, run.options.data.prepare(csv))
+        values = forecast(run.model, p, p.scaling, np.array([len(p.values) - 1]), run.options.data.window)[0]
+        return [(p.columns[p.scaling.target], values)]
+
+    def format_prediction(self, prediction) -> str:
+        column, values = prediction
+        return f"next {len(values)} value(s) of {column}: " + ", ".join(f"{v:.6g}" for v in values)
+
+
+TASK = ForecastTask()

@@ -1,12 +1,8 @@
-"""Sequence tagging (many-to-many, aligned), end to end: a label for every step.
+"""Sequence tagging (many-to-many, aligned): a label for every step.
 
-Sources (exactly one):
-
-    hapt=DIR                       HAPT raw accelerometer recordings, per-frame activities; split by
-                                   recording (each user's first session trains; the second validates
-                                   for users 1-2, tests for users 3-4); unlabelled frames ignored
-    conll=FILE.zip | FILE          CoNLL column files (word ... tag): NLTK's conll2000.zip holds
-                                   train.txt and test.txt; or a plain training file (+ test_file)
+Sources (exactly one): ``hapt`` (the UCI HAPT raw accelerometer recordings, per-frame activities,
+split by recording; unlabelled frames ignored) or ``conll`` (CoNLL column files, word ... tag:
+NLTK's conll2000.zip holds train.txt and test.txt; or a plain training file, + ``test_file``).
 
 Frame data trains on windows of ``window`` frames and is scored window by window over whole
 recordings; scores count labelled steps only. Chunk tags (B-X / I-X / O) are also scored at the
@@ -15,38 +11,64 @@ chunk level (precision, recall, F1, as conlleval does).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+import zipfile
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from rnnlab import checkpoint
+from rnnlab.cells import CellName
+from rnnlab.config import Config
 from rnnlab.data.batching import BucketBatches, eval_batches
 from rnnlab.data.conll import chunk_f1, read_conll
 from rnnlab.data.encoders import ColumnEncoder, FeatureEncoder, encoder_from_dict
-from rnnlab.data.hapt import read_hapt
-from rnnlab.errors import CheckpointError, ConfigError, DataError
-from rnnlab.models.tagger import IGNORE, TaggerConfig, build_tagger, tagging_loss
-from rnnlab.tasks.runs import options_from_dict, start_or_resume
-from rnnlab.train import TrainConfig, Trainer
-
-KIND = "tagger"
-# HAPT split by recording: each of the four users recorded two sessions; the first of every user trains,
-# the second of users 1-2 validates, the second of users 3-4 tests. (With only four users, holding a
-# whole user out mostly measures how the phone sat on that user: measured, see the README.)
-HAPT_EXPERIMENTS = {"train": (1, 3, 5, 7), "val": (2, 4), "test": (6, 8)}
+from rnnlab.data.hapt import hapt_splits
+from rnnlab.data.tokens import IGNORE
+from rnnlab.errors import ConfigError, DataError
+from rnnlab.models.tagger import TaggerConfig, build_tagger, tagging_loss
+from rnnlab.tasks.base import Learned, Task
+from rnnlab.train import TrainConfig
 
 
 @dataclass(frozen=True)
-class TagSource:
-    hapt: str | None = None
-    conll: str | None = None
-    test_file: str | None = None  # for a plain CoNLL training file
+class TaggerModel(Config):
+    cell: CellName = "lstm"  # recurrent cell
+    hidden_size: int = 128  # [N] hidden units per layer and direction
+    num_layers: int = 1  # [N] recurrent layers
+    bidirectional: bool = True  # read the whole sequence both ways (off: a causal tagger, usable online)
+    dropout: float = 0.3  # [P] dropout probability
+    embedding_dim: int = 100  # [N] word embedding size (extra columns and the word shape get 16 each)
+    baseline: bool = False  # per-step MLP, no context
+
+
+@dataclass(frozen=True)
+class TagData(Config):
+    hapt: str | None = None  # [DIR] HAPT raw data folder (acc_exp*_user*.txt, labels.txt)
+    conll: str | None = None  # [FILE] conll2000.zip, or a CoNLL column training file
+    test_file: str | None = None  # [FILE] CoNLL column test file (with a plain --conll file)
+    window: int = 256  # [N] frames per training window (frame data)
+    batch_size: int = 32  # [N] sequences per batch
+    val_fraction: float = 0.1  # [F] share of a CoNLL training file held out to pick the best weights
 
     def __post_init__(self) -> None:
         if bool(self.hapt) == bool(self.conll):
             raise ConfigError("give exactly one data source: --hapt or --conll")
+        if self.window < 2 or self.batch_size < 1:
+            raise ConfigError(f"need window >= 2 and batch size >= 1, got {self.window} and {self.batch_size}")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"validation fraction must be in [0, 1), got {self.val_fraction}")
+
+
+@dataclass(frozen=True)
+class TagOptions(Config):
+    model: TaggerModel = field(default_factory=TaggerModel)
+    data: TagData = None  # a data source is required
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_minutes=10, eval_every=200, lr=2e-3))
+
+
+@dataclass(frozen=True)
+class ColumnData(Config):
+    conll: str | None = None  # [FILE] tagger: a CoNLL column file
 
 
 @dataclass
@@ -56,103 +78,41 @@ class TagSplit:
 
 
 @dataclass
-class TagData:
-    train: TagSplit
-    val: TagSplit | None
-    test: TagSplit | None
-    kind: str  # "tokens" or "frames"
+class RawTags:
+    splits: dict[str, TagSplit | None]  # train, val, test
+    input: str  # "tokens" or "frames"
     names: list[str]  # tag names in id order
 
 
-def _windows(frames: np.ndarray, labels: np.ndarray, window: int, stride: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    starts = list(range(0, max(1, len(frames) - window + 1), stride))
-    if starts[-1] + window < len(frames):
-        starts.append(len(frames) - window)
-    return [(frames[s : s + window], labels[s : s + window]) for s in starts]
+@dataclass
+class TaggerLearned(Learned):
+    tags: list[str]
+    encoder: ColumnEncoder | FeatureEncoder
+    input: str  # "tokens" or "frames"
 
+    def to_dict(self) -> dict:
+        return {"tags": self.tags, "encoder": self.encoder.to_dict(), "input": self.input}
 
-def load_source(src: TagSource, window: int, val_fraction: float, seed: int) -> TagData:
-    if src.hapt:
-        recordings, names = read_hapt(src.hapt)
-        splits = {}
-        for part, experiments in HAPT_EXPERIMENTS.items():
-            stride = window // 2 if part == "train" else window  # overlapping for training only
-            pieces = [
-                w for r in recordings if r.experiment in experiments for w in _windows(r.frames, r.labels, window, stride)
-            ]
-            pieces = [p for p in pieces if (p[1] != IGNORE).any()]
-            splits[part] = TagSplit([p[0] for p in pieces], [p[1] for p in pieces])
-        if not splits["train"].inputs or not splits["test"].inputs:
-            raise DataError(f"{src.hapt}: expected the recordings acc_exp01 ... acc_exp08")
-        return TagData(splits["train"], splits["val"], splits["test"], "frames", names)
-    path = Path(src.conll)
-    import zipfile
+    @classmethod
+    def load(cls, saved: dict, read) -> TaggerLearned:
+        return cls(list(saved["tags"]), encoder_from_dict(saved["encoder"]), saved.get("input", "tokens"))
 
-    if zipfile.is_zipfile(path):
-        train, test = read_conll(path, "train.txt"), read_conll(path, "test.txt")
-    else:
-        train = read_conll(path)
-        test = read_conll(src.test_file) if src.test_file else None
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(train))
-    n_val = int(round(len(train) * val_fraction))
-    val = [train[i] for i in order[:n_val]]
-    train = [train[i] for i in order[n_val:]]
-    names = sorted({t for _, tags in train for t in tags})
-    split = lambda sents: TagSplit([s[0] for s in sents], [s[1] for s in sents]) if sents else None  # noqa: E731
-    return TagData(split(train), split(val), split(test), "tokens", names)
+    def encode(self, split: TagSplit) -> tuple[list, list, list[str]]:
+        """(inputs, targets, tag names) for a split. Token tags become ids; a tag the model never saw
+        in training gets a new id after them (scored as an error, never predicted). Frame labels are
+        class ids already."""
+        items = [self.encoder.encode(x) for x in split.inputs]
+        if self.input != "tokens":
+            return items, [torch.as_tensor(t, dtype=torch.int64) for t in split.tags], self.tags
+        names = list(self.tags) + sorted({t for tags in split.tags for t in tags} - set(self.tags))
+        index = {n: i for i, n in enumerate(names)}
+        return items, [torch.tensor([index[t] for t in tags]) for tags in split.tags], names
 
 
 def read_column_split(path: str) -> TagSplit:
     """A CoNLL column file (or the test.txt inside a conll2000-style zip) as a split."""
-    import zipfile
-
     sentences = read_conll(path, "test.txt") if zipfile.is_zipfile(path) else read_conll(path)
     return TagSplit([s[0] for s in sentences], [s[1] for s in sentences])
-
-
-@dataclass(frozen=True)
-class TagOptions:
-    source: TagSource
-    cell: str = "lstm"
-    hidden_size: int = 128
-    num_layers: int = 1
-    bidirectional: bool = True
-    dropout: float = 0.3
-    embedding_dim: int = 100  # the word's embedding; extra columns and the word shape get 16 each
-    baseline: bool = False  # the per-step MLP instead of the recurrent tagger
-    window: int = 256  # frames per training window (frame data)
-    batch_size: int = 32
-    val_fraction: float = 0.1  # of a CoNLL training file
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_minutes=10, eval_every=200, lr=2e-3))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TagOptions:
-        return options_from_dict(cls, d, source=TagSource)
-
-
-@dataclass
-class TaggerRun:
-    path: Path
-    model: torch.nn.Module
-    encoder: ColumnEncoder | FeatureEncoder
-    names: list[str]
-    config: dict
-
-
-def encode_split(encoder, split: TagSplit, names: list[str] | None) -> tuple[list, list, list[str] | None]:
-    """(inputs, targets, tag names) for a split. Token tags become ids in ``names``; a tag the model
-    never saw in training gets a new id after them (it is scored as an error, never predicted).
-    Frame labels (``names`` None) are class ids already."""
-    items = [encoder.encode(x) for x in split.inputs]
-    if names is None:
-        return items, [torch.as_tensor(t, dtype=torch.int64) for t in split.tags], None
-    extended = list(names) + sorted({t for tags in split.tags for t in tags} - set(names))
-    index = {n: i for i, n in enumerate(extended)}
-    return items, [torch.tensor([index[t] for t in tags]) for tags in split.tags], extended
 
 
 def scores(model, items: list, targets: list, names: list[str], batch_size: int = 64) -> dict:
@@ -178,107 +138,127 @@ def scores(model, items: list, targets: list, names: list[str], batch_size: int 
                 seqs[i] = (t.tolist(), g.tolist())
     y, p = np.concatenate(gold), np.concatenate(pred)
     out = {
+        "sequences": len(items),
         "loss": total / max(count, 1),
         "accuracy": float((y == p).mean()),
         "macro_f1": float(f1_score(y, p, average="macro", labels=sorted(set(y.tolist())))),
     }
     if any(n.startswith(("B-", "I-")) for n in names):
-        out.update(
-            {
-                f"chunk_{k}": v
-                for k, v in chunk_f1(
-                    [[names[i] for i in t] for t, _ in seqs], [[names[i] for i in g] for _, g in seqs]
-                ).items()
-            }
-        )
+        chunks = chunk_f1([[names[i] for i in t] for t, _ in seqs], [[names[i] for i in g] for _, g in seqs])
+        out.update({f"chunk_{k}": v for k, v in chunks.items()})
     return out
 
 
-def train(options: TagOptions, out: Path, resume: bool = False, progress: bool = True):
-    """Train a tagger into ``out``; returns (TrainResult, TaggerRun, test scores or None)."""
-    out = Path(out)
-    options = start_or_resume(out, KIND, options, resume)
-    data = load_source(options.source, options.window, options.val_fraction, options.train.seed)
-    if len(data.names) < 2:
-        raise DataError("the training data has only one tag; a tagger needs two or more")
-    names = data.names if data.kind == "tokens" else None
-    if data.kind == "tokens":
-        encoder = ColumnEncoder.fit(data.train.inputs, min_count=2)
-        dims = (options.embedding_dim, *[16] * (len(encoder.vocabs) - 1))
-    else:
-        encoder = FeatureEncoder.fit(data.train.inputs)
-        dims = ()
-    train_items, train_targets, _ = encode_split(encoder, data.train, names)
-    val = encode_split(encoder, data.val, names) if data.val else None
-
-    torch.manual_seed(options.train.seed)
-    model_config = TaggerConfig(
-        num_tags=len(data.names),
-        **encoder.input_config(),
-        embedding_dims=dims,
-        cell=options.cell,
-        hidden_size=options.hidden_size,
-        num_layers=options.num_layers,
-        bidirectional=options.bidirectional,
-        dropout=options.dropout,
-        recurrent=not options.baseline,
+class TagTask(Task):
+    name, kind = "tag", "tagger"
+    help = "sequence tagging (many-to-many aligned): frames, chunks"
+    description = (
+        "Train a tagger (or, with --baseline, a per-step MLP): HAPT accelerometer frames or CoNLL column files "
+        "(word ... tag). Prints test accuracy, macro-F1 and chunk F1 at the end."
     )
-    model = build_tagger(model_config)
-    batches = BucketBatches(
-        train_items, min(options.batch_size, len(train_items)), targets=train_targets, seed=options.train.seed
-    )
+    Options, ModelConfig, Learned, EvalData = TagOptions, TaggerConfig, TaggerLearned, ColumnData
 
-    def evaluate(m) -> dict[str, float]:
-        if val is None:
-            return {}
-        s = scores(m, val[0], val[1], val[2] or data.names)
-        main = s.get("chunk_f1", s["macro_f1"])
-        return {
-            "val_loss": s["loss"],
-            "val_accuracy": s["accuracy"],
-            "val_macro_f1": s["macro_f1"],
-            **({"val_chunk_f1": s["chunk_f1"]} if "chunk_f1" in s else {}),
-            "score": main,
-        }
+    def read(self, options: TagOptions) -> RawTags:
+        d = options.data
+        if d.hapt:
+            pieces, names = hapt_splits(d.hapt, d.window)
+            splits = {k: TagSplit([p[0] for p in v], [p[1] for p in v]) for k, v in pieces.items()}
+            return RawTags(splits, "frames", names)
+        if zipfile.is_zipfile(d.conll):
+            train, test = read_conll(d.conll, "train.txt"), read_conll(d.conll, "test.txt")
+        else:
+            train, test = read_conll(d.conll), read_conll(d.test_file) if d.test_file else None
+        order = np.random.default_rng(options.train.seed).permutation(len(train))
+        n_val = int(round(len(train) * d.val_fraction))
+        parts = {"train": [train[i] for i in order[n_val:]], "val": [train[i] for i in order[:n_val]], "test": test}
+        splits = {k: TagSplit([s[0] for s in v], [s[1] for s in v]) if v else None for k, v in parts.items()}
+        return RawTags(splits, "tokens", sorted({t for tags in splits["train"].tags for t in tags}))
 
-    def describe() -> dict:
-        return {
-            "model": model_config.to_dict(),
-            "tags": data.names,
-            "encoder": encoder.to_dict(),
-            "options": options.to_dict(),
-            "input": data.kind,
-        }
+    def fit(self, options, raw: RawTags) -> TaggerLearned:
+        if len(raw.names) < 2:
+            raise DataError("the training data has only one tag; a tagger needs two or more")
+        train = raw.splits["train"].inputs
+        encoder = ColumnEncoder.fit(train, min_count=2) if raw.input == "tokens" else FeatureEncoder.fit(train)
+        return TaggerLearned(raw.names, encoder, raw.input)
 
-    trainer = Trainer(model, batches, evaluate, options.train, out, KIND, describe, progress)
-    if resume:
-        trainer.restore()
-    result = trainer.fit()
-    run = load_run(out)
-    test = None
-    if data.test is not None and result.interrupted is None:
-        items, targets, extended = encode_split(run.encoder, data.test, names)
-        test = scores(run.model, items, targets, extended or data.names)
-    return result, run, test
+    def encode(self, options, learned: TaggerLearned, raw: RawTags) -> dict:
+        return {k: learned.encode(v) if v else None for k, v in raw.splits.items()}
+
+    def model_config(self, options: TagOptions, learned: TaggerLearned) -> TaggerConfig:
+        m = options.model
+        dims = (m.embedding_dim, *[16] * (len(learned.encoder.vocabs) - 1)) if learned.input == "tokens" else ()
+        return TaggerConfig(
+            num_tags=len(learned.tags),
+            **learned.encoder.input_config(),
+            embedding_dims=dims,
+            cell=m.cell,
+            hidden_size=m.hidden_size,
+            num_layers=m.num_layers,
+            bidirectional=m.bidirectional,
+            dropout=m.dropout,
+            recurrent=not m.baseline,
+        )
+
+    def build(self, config: TaggerConfig):
+        return build_tagger(config)
+
+    def batches(self, options: TagOptions, data: dict) -> BucketBatches:
+        items, targets, _ = data["train"]
+        return BucketBatches(items, min(options.data.batch_size, len(items)), targets=targets, seed=options.train.seed)
+
+    def validator(self, options, learned, data: dict):
+        def validate(model) -> dict[str, float]:
+            if data["val"] is None:
+                return {}
+            s = scores(model, *data["val"])
+            chunk = {"val_chunk_f1": s["chunk_f1"]} if "chunk_f1" in s else {}
+            main = s.get("chunk_f1", s["macro_f1"])
+            return {
+                "val_loss": s["loss"],
+                "val_accuracy": s["accuracy"],
+                "val_macro_f1": s["macro_f1"],
+                **chunk,
+                "score": main,
+            }
+
+        return validate
+
+    def test(self, run, data: dict) -> dict | None:
+        return None if data["test"] is None else scores(run.model, *data["test"])
+
+    def evaluate(self, run, given: ColumnData | None) -> dict:
+        if given is not None and given.conll:
+            split = read_column_split(given.conll)
+        else:
+            split = self.read(run.options).splits["test"]
+            if split is None:
+                raise DataError(f"{run.path} has no test split; give --conll FILE")
+        return scores(run.model, *run.learned.encode(split))
+
+    def format_scores(self, what: str, s: dict) -> str:
+        what = what or f"{s['sequences']:,} sequences"
+        line = f"{what}: per-step accuracy {100 * s['accuracy']:.2f}%, macro-F1 {100 * s['macro_f1']:.2f}%"
+        if "chunk_f1" in s:
+            line += (
+                f", chunk F1 {100 * s['chunk_f1']:.2f}% (precision {100 * s['chunk_precision']:.2f}%, "
+                f"recall {100 * s['chunk_recall']:.2f}%)"
+            )
+        return line
+
+    def predict(self, run, inputs: list) -> list:
+        """Tags for one sentence given as words (extra columns, if the model was trained with some, as word/POS)."""
+        if not inputs:
+            raise DataError("give the sentence to tag as words, e.g. rnnlab predict RUN He reckons the deficit")
+        if run.learned.input != "tokens":
+            raise DataError("a frame tagger tags recordings; use rnnlab eval for them")
+        tokens = [w.split("/") if "/" in w[1:] else [w] for w in inputs]
+        ids = run.learned.encoder.encode(tokens)
+        with torch.inference_mode():
+            logits, _ = run.model(ids[None], torch.tensor([len(tokens)]))
+        return [(word, run.learned.tags[int(i)]) for word, i in zip(inputs, logits[0].argmax(-1))]
+
+    def format_prediction(self, prediction) -> str:
+        return "\t".join(prediction)
 
 
-def load_run(path: str | Path) -> TaggerRun:
-    ckpt = checkpoint.load(path, KIND)
-    try:
-        config = TaggerConfig(**ckpt.config["model"])
-        encoder = encoder_from_dict(ckpt.config["encoder"])
-        names = list(ckpt.config["tags"])
-    except (KeyError, TypeError, ValueError, DataError) as e:
-        raise CheckpointError(f"{path}: config.json does not describe a tagger ({e})") from None
-    model = build_tagger(config)
-    checkpoint.load_module_state(model, ckpt.best_state(), ckpt.path)
-    return TaggerRun(ckpt.path, model.eval(), encoder, names, ckpt.config)
-
-
-def tag_sentence(run: TaggerRun, words: list[str]) -> list[str]:
-    """Tags for a sentence given as words (extra columns, if the model was trained with some, as 'word/POS')."""
-    tokens = [w.split("/") if "/" in w[1:] else [w] for w in words]
-    ids = run.encoder.encode(tokens)
-    with torch.inference_mode():
-        logits, _ = run.model(ids[None], torch.tensor([len(tokens)]))
-    return [run.names[int(i)] for i in logits[0].argmax(-1)]
+TASK = TagTask()

@@ -1,230 +1,127 @@
-"""Translation (many-to-many, unaligned), end to end: any two line-aligned text files, Multi30k by default.
+"""Translation (many-to-many, unaligned): any two line-aligned text files, Multi30k by default.
 
     source text -> sentencepiece subwords -> Seq2Seq (bidirectional encoder, attention decoder)
                 -> beam search -> subwords -> detokenised text -> BLEU (sacrebleu, default settings)
 
-Data: a folder holding ``{train,val,test_2016_flickr}.{src,tgt}.gz`` (the Multi30k layout; plain
-files work too), or explicit training / validation / test files, one sentence per line, aligned by
-line. A subword vocabulary (BPE) is learned per language from the training side only; both models
-are saved in the checkpoint. Validation BLEU (greedy) picks the best weights; the test set is then
+A subword vocabulary (BPE) is learned per language from the training side only; both models are
+saved in the checkpoint. Validation BLEU (greedy) picks the best weights; the test set is then
 translated with greedy decoding and with beam search.
 """
 
 from __future__ import annotations
 
-import gzip
-import io
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
 
-from rnnlab import checkpoint
-from rnnlab.data.batching import BucketBatches
+from rnnlab.cells import CellName
+from rnnlab.config import Config
+from rnnlab.data.batching import eval_batches
+from rnnlab.data.parallel import PairBatches, folder_files, pair_batch, read_pairs
+from rnnlab.data.subwords import Subwords
+from rnnlab.data.tokens import BOS, EOS, PAD, UNK
 from rnnlab.decoding import Hypothesis, beam_search, greedy_decode
-from rnnlab.errors import CheckpointError, ConfigError, DataError
-from rnnlab.models.seq2seq import BOS, EOS, PAD, UNK, Seq2Seq, Seq2SeqConfig
-from rnnlab.models.tagger import IGNORE
-from rnnlab.tasks.runs import options_from_dict, start_or_resume
-from rnnlab.train import TrainConfig, Trainer
+from rnnlab.errors import ConfigError, DataError
+from rnnlab.models.seq2seq import Seq2Seq, Seq2SeqConfig
+from rnnlab.tasks.base import Learned, Task
+from rnnlab.train import TrainConfig
 
-KIND = "translator"
-SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr"}
-
-
-def read_lines(path: str | Path) -> list[str]:
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        data = gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
-        return data.decode("utf-8").rstrip("\n").split("\n")
-    except (OSError, UnicodeDecodeError, EOFError):
-        raise DataError(f"{path}: not a readable UTF-8 text file (or gzip of one)") from None
+VAL_SENTENCES = 500  # validation BLEU is measured on the first 500 sentences (greedy)
+MAX_SOURCE_PIECES = 1000  # a longer input is translated sentence by sentence (and cut if one is longer)
 
 
 @dataclass(frozen=True)
-class TranslateSource:
-    folder: str | None = None  # {train,val,test_2016_flickr}.{lang}.gz inside
-    src_lang: str = "de"
-    tgt_lang: str = "en"
-    train: tuple[str, str] | None = None  # explicit (source, target) files instead of a folder
-    val: tuple[str, str] | None = None
-    test: tuple[str, str] | None = None
+class TranslatorModel(Config):
+    cell: CellName = "lstm"  # recurrent cell
+    embedding_dim: int = 256  # [N] embedding size
+    hidden_size: int = 256  # [N] encoder units per direction (the decoder has twice as many)
+    encoder_layers: int = 2  # [N] encoder layers
+    attention: Literal["additive", "dot", "general", "none"] = "additive"  # attention, or none for a fixed context vector
+    attention_size: int = 256  # [N] size of the additive attention's hidden layer
+    dropout: float = 0.3  # [P] dropout probability
+    label_smoothing: float = 0.1  # [X] label smoothing of the training loss
+    beam: int = 5  # [K] beam width for the test set and for translating
+    alpha: float = 1.0  # [X] length normalisation of beam scores (0: raw log-probability, 1: per token)
 
     def __post_init__(self) -> None:
-        if bool(self.folder) == bool(self.train):
-            raise ConfigError("give either a Multi30k-style folder or --train-files SRC TGT")
-
-    def files(self, split: str) -> tuple[str, str] | None:
-        if self.folder:
-            name = SPLITS[split]
-            found = []
-            for lang in (self.src_lang, self.tgt_lang):
-                for suffix in (".gz", ""):
-                    path = Path(self.folder) / f"{name}.{lang}{suffix}"
-                    if path.is_file():
-                        found.append(str(path))
-                        break
-            if len(found) < 2:
-                if split == "train":
-                    raise DataError(f"{self.folder}: no {name}.{self.src_lang}(.gz) and {name}.{self.tgt_lang}(.gz)")
-                return None
-            return found[0], found[1]
-        pair = getattr(self, split)
-        return tuple(pair) if pair else None
-
-    def pairs(self, split: str) -> tuple[list[str], list[str]] | None:
-        files = self.files(split)
-        if files is None:
-            return None
-        src, tgt = read_lines(files[0]), read_lines(files[1])
-        if len(src) != len(tgt):
-            raise DataError(f"{files[0]} has {len(src)} lines but {files[1]} has {len(tgt)}: they must align")
-        return src, tgt
-
-
-class Subwords:
-    """A sentencepiece BPE model: text <-> ids, with pad 0, unk 1, bos 2, eos 3."""
-
-    def __init__(self, model_proto: bytes) -> None:
-        import sentencepiece as spm
-
-        self.proto = model_proto
-        self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
-
-    @classmethod
-    def train(cls, lines: list[str], vocab_size: int) -> Subwords:
-        import sentencepiece as spm
-
-        buffer = io.BytesIO()
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(lines),
-            model_writer=buffer,
-            vocab_size=vocab_size,
-            model_type="bpe",
-            pad_id=PAD,
-            unk_id=UNK,
-            bos_id=BOS,
-            eos_id=EOS,
-            character_coverage=1.0,
-            num_threads=2,
-            minloglevel=2,
-            hard_vocab_limit=False,
-        )
-        return cls(buffer.getvalue())
-
-    def __len__(self) -> int:
-        return self.sp.get_piece_size()
-
-    def encode(self, text: str) -> list[int]:
-        return self.sp.encode(text)
-
-    def pieces(self, ids: list[int]) -> list[str]:
-        return [self.sp.id_to_piece(i) for i in ids]
-
-    def decode(self, ids: list[int]) -> str:
-        return self.sp.decode(ids)
+        if self.beam < 1:
+            raise ConfigError(f"beam width must be at least 1, got {self.beam}")
 
 
 @dataclass(frozen=True)
-class TranslateOptions:
-    source: TranslateSource
-    vocab_size: int = 8000  # subwords per language
-    cell: str = "lstm"
-    embedding_dim: int = 256
-    hidden_size: int = 256
-    encoder_layers: int = 2
-    attention: str = "additive"  # additive | dot | general | none
-    attention_size: int = 256
-    dropout: float = 0.3
-    label_smoothing: float = 0.1
-    teacher_forcing: float = 1.0  # share of steps fed the true previous token
-    scheduled_sampling: float = 0.0  # if > 0: the share fed the model's own guess grows from 0 to this
-    batch_size: int = 64
-    max_len: int = 64  # training pairs longer than this (subwords) are left out
-    beam: int = 5
-    alpha: float = 1.0  # length normalisation of beam scores
+class ParallelData(Config):
+    multi30k: str | None = None  # [DIR] folder with {train,val,test_2016_flickr}.{LANG}.gz
+    src_lang: str = "de"  # [LANG] source language
+    tgt_lang: str = "en"  # [LANG] target language
+    train_files: tuple[str, str] | None = None  # [SRC TGT] aligned training files
+    val_files: tuple[str, str] | None = None  # [SRC TGT] aligned validation files
+    test_files: tuple[str, str] | None = None  # [SRC TGT] aligned test files
+    vocab_size: int = 8000  # [N] subwords per language
+    max_len: int = 64  # [N] training pairs longer than this (subwords) are left out
+    batch_size: int = 64  # [N] sentence pairs per batch
+    teacher_forcing: float = 1.0  # [R] share of steps fed the true previous token
+    scheduled_sampling: float = 0.0  # [P] ramp the share fed the model's own guess from 0 to P over training (default: off)
+
+    def __post_init__(self) -> None:
+        if bool(self.multi30k) == bool(self.train_files):
+            raise ConfigError("give either a Multi30k-style folder or --train-files SRC TGT")
+        if not 0 <= self.teacher_forcing <= 1 or not 0 <= self.scheduled_sampling <= 1:
+            raise ConfigError("teacher forcing and scheduled sampling are shares in [0, 1]")
+        if self.vocab_size < 8 or self.max_len < 1 or self.batch_size < 1:
+            raise ConfigError("vocabulary size (at least 8), max length and batch size must be positive")
+
+    def pairs(self, split: str) -> tuple[list[str], list[str]] | None:
+        if self.multi30k:
+            return read_pairs(folder_files(self.multi30k, split, self.src_lang, self.tgt_lang))
+        return read_pairs(getattr(self, f"{split}_files"))
+
+
+@dataclass(frozen=True)
+class TranslateOptions(Config):
+    model: TranslatorModel = field(default_factory=TranslatorModel)
+    data: ParallelData = None  # a corpus is required
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_minutes=60, eval_every=500, lr=2e-3))
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> TranslateOptions:
-        return options_from_dict(cls, d, source=TranslateSource)
+@dataclass(frozen=True)
+class TestPairs(Config):
+    test_files: tuple[str, str] | None = None  # [SRC TGT] translator: aligned source and reference files to score
 
 
 @dataclass
-class PairBatch:
-    src: torch.Tensor  # (B, S)
-    src_lengths: torch.Tensor  # (B,)
-    tgt_in: torch.Tensor  # (B, T): BOS y_1 ... y_n, PAD after
-    tgt_out: torch.Tensor  # (B, T): y_1 ... y_n EOS, IGNORE after
-    sampling_prob: float = 0.0
-    reset: bool = True
-
-    @property
-    def num_tokens(self) -> int:
-        return int((self.tgt_out != IGNORE).sum())
-
-
-def pair_batch(padded, sampling_prob: float = 0.0) -> PairBatch:
-    """From a PaddedBatch whose targets are BOS ... EOS sequences padded with IGNORE."""
-    full = padded.targets  # (B, T + 1)
-    tgt_in = full[:, :-1].masked_fill(full[:, :-1] == IGNORE, PAD)
-    return PairBatch(padded.inputs, padded.lengths, tgt_in, full[:, 1:], sampling_prob)
-
-
-class PairBatches:
-    """Length-bucketed pairs; each batch carries the scheduled-sampling probability for its step."""
-
-    def __init__(self, src: list, tgt: list, options: TranslateOptions) -> None:
-        self.inner = BucketBatches(src, options.batch_size, targets=tgt, seed=options.train.seed)
-        self.options = options
-        self.total = options.train.max_steps
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-    def sampling_prob(self, step: int) -> float:
-        p = 1.0 - self.options.teacher_forcing
-        if self.options.scheduled_sampling > 0:
-            horizon = self.total or 10 * len(self.inner)  # ramp over the step budget, else ten epochs
-            p = max(p, self.options.scheduled_sampling * min(1.0, step / horizon))
-        return p
-
-    def batch(self, step: int) -> PairBatch:
-        return pair_batch(self.inner.batch(step), self.sampling_prob(step))
-
-
-@dataclass
-class TranslatorRun:
-    path: Path
-    model: Seq2Seq
+class TranslatorLearned(Learned):
     src_words: Subwords
     tgt_words: Subwords
-    options: TranslateOptions
-    config: dict
 
+    def files(self) -> dict[str, bytes]:
+        return {"src.spm": self.src_words.proto, "tgt.spm": self.tgt_words.proto}
 
-def encode_pairs(run_like, src_lines: list[str], tgt_lines: list[str], max_len: int | None):
-    src, tgt = [], []
-    for s, t in zip(src_lines, tgt_lines):
-        a, b = run_like.src_words.encode(s), run_like.tgt_words.encode(t)
-        if not a or not b or (max_len and (len(a) > max_len or len(b) > max_len)):
-            continue
-        src.append(torch.tensor(a + [EOS]))
-        tgt.append(torch.tensor([BOS, *b, EOS]))
-    return src, tgt
+    @classmethod
+    def load(cls, saved: dict, read) -> TranslatorLearned:
+        try:
+            return cls(Subwords(read("src.spm")), Subwords(read("tgt.spm")))
+        except RuntimeError as e:  # sentencepiece refuses a damaged model
+            raise ValueError(f"a subword model is unreadable: {e}") from None
+
+    def encode_pairs(self, src_lines: list[str], tgt_lines: list[str], max_len: int | None):
+        src, tgt = [], []
+        for s, t in zip(src_lines, tgt_lines):
+            a, b = self.src_words.encode(s), self.tgt_words.encode(t)
+            if not a or not b or (max_len and (len(a) > max_len or len(b) > max_len)):
+                continue
+            src.append(torch.tensor(a + [EOS]))
+            tgt.append(torch.tensor([BOS, *b, EOS]))
+        return src, tgt
 
 
 def translate_ids(
     model: Seq2Seq, items: list[torch.Tensor], beam: int, alpha: float, batch_size: int = 64, record_attention: bool = False
 ) -> list[Hypothesis]:
-    """Decode every source (ids ending in EOS), in length-sorted batches; beam 1 is greedy."""
+    """Decode every source (ids ending in EOS), in length-sorted batches; beam 1 is greedy. The
+    output is at most twice the source's length plus 10 pieces."""
     model.eval()
     out: list = [None] * len(items)
     order = np.argsort([len(x) for x in items], kind="stable")
@@ -244,82 +141,15 @@ def translate_ids(
     return out
 
 
-def bleu(run_like, src_lines: list[str], references: list[str], beam: int, alpha: float) -> tuple[float, list[str]]:
+def bleu(model, learned: TranslatorLearned, src_lines, references, beam: int, alpha: float) -> tuple[float, list[str]]:
     import sacrebleu
 
-    items = [torch.tensor(run_like.src_words.encode(s) + [EOS]) for s in src_lines]
-    hyps = translate_ids(run_like.model, items, beam, alpha)
-    texts = [run_like.tgt_words.decode(h.tokens) for h in hyps]
+    items = [torch.tensor(learned.src_words.encode(s)[:MAX_SOURCE_PIECES] + [EOS]) for s in src_lines]
+    texts = [learned.tgt_words.decode(h.tokens) for h in translate_ids(model, items, beam, alpha)]
     return float(sacrebleu.corpus_bleu(texts, [references]).score), texts
 
 
-@dataclass
-class _Prepared:
-    model: Seq2Seq
-    src_words: Subwords
-    tgt_words: Subwords
-
-
-def train(options: TranslateOptions, out: Path, resume: bool = False, progress: bool = True, val_sentences: int = 500):
-    """Train a translator into ``out``; returns (TrainResult, TranslatorRun, test scores or None)."""
-    out = Path(out)
-    options = start_or_resume(out, KIND, options, resume)
-    if resume:
-        ckpt = checkpoint.load(out, KIND)
-        src_words, tgt_words = Subwords(ckpt.read("src.spm")), Subwords(ckpt.read("tgt.spm"))
-    train_src, train_tgt = options.source.pairs("train")
-    if not resume:
-        src_words = Subwords.train(train_src, options.vocab_size)
-        tgt_words = Subwords.train(train_tgt, options.vocab_size)
-    torch.manual_seed(options.train.seed)
-    config = Seq2SeqConfig(
-        len(src_words),
-        len(tgt_words),
-        cell=options.cell,
-        embedding_dim=options.embedding_dim,
-        hidden_size=options.hidden_size,
-        encoder_layers=options.encoder_layers,
-        attention=options.attention,
-        attention_size=options.attention_size,
-        dropout=options.dropout,
-        label_smoothing=options.label_smoothing,
-    )
-    model = Seq2Seq(config)
-    prepared = _Prepared(model, src_words, tgt_words)
-    src, tgt = encode_pairs(prepared, train_src, train_tgt, options.max_len)
-    if not src:
-        raise DataError("no training pairs left (empty lines, or all longer than --max-len)")
-    val = options.source.pairs("val")
-
-    def evaluate(m) -> dict[str, float]:
-        if val is None:
-            return {}
-        vs, vt = encode_pairs(prepared, *val, None)
-        loss = _teacher_forced_loss(m, vs, vt)
-        score, _ = bleu(prepared, val[0][:val_sentences], val[1][:val_sentences], beam=1, alpha=options.alpha)
-        return {"val_loss": loss, "val_bleu_greedy": score, "score": score}
-
-    def describe() -> dict:
-        return {"model": config.to_dict(), "options": options.to_dict()}
-
-    attachments = {"src.spm": src_words.proto, "tgt.spm": tgt_words.proto}
-    trainer = Trainer(
-        model, PairBatches(src, tgt, options), evaluate, options.train, out, KIND, describe, progress, attachments
-    )
-    if resume:
-        trainer.restore()
-    result = trainer.fit()
-    run = load_run(out)
-    test = None
-    test_pairs = options.source.pairs("test")
-    if test_pairs is not None and result.interrupted is None:
-        test = test_scores(run, *test_pairs)
-    return result, run, test
-
-
-def _teacher_forced_loss(model: Seq2Seq, src: list, tgt: list, batch_size: int = 128) -> float:
-    from rnnlab.data.batching import eval_batches
-
+def teacher_forced_loss(model: Seq2Seq, src: list, tgt: list, batch_size: int = 128) -> float:
     total, count = 0.0, 0
     for padded in eval_batches(src, batch_size, targets=tgt):
         batch = pair_batch(padded)
@@ -327,34 +157,6 @@ def _teacher_forced_loss(model: Seq2Seq, src: list, tgt: list, batch_size: int =
         total += float(loss) * batch.num_tokens
         count += batch.num_tokens
     return total / count
-
-
-def test_scores(run: TranslatorRun, src_lines: list[str], references: list[str]) -> dict:
-    """BLEU of greedy decoding and of beam search on a test set, and how long each took."""
-    scores = {}
-    for name, beam in (("greedy", 1), (f"beam {run.options.beam}", run.options.beam)):
-        started = time.perf_counter()
-        value, texts = bleu(run, src_lines, references, beam, run.options.alpha)
-        scores[name] = {
-            "bleu": value,
-            "seconds": time.perf_counter() - started,
-            "sentences": len(src_lines),
-            "examples": texts[:5],
-        }
-    return scores
-
-
-def load_run(path: str | Path) -> TranslatorRun:
-    ckpt = checkpoint.load(path, KIND)
-    try:
-        config = Seq2SeqConfig(**ckpt.config["model"])
-        options = TranslateOptions.from_dict(ckpt.config["options"])
-        src_words, tgt_words = Subwords(ckpt.read("src.spm")), Subwords(ckpt.read("tgt.spm"))
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: config.json does not describe a translator ({e})") from None
-    model = Seq2Seq(config)
-    checkpoint.load_module_state(model, ckpt.best_state(), ckpt.path)
-    return TranslatorRun(ckpt.path, model.eval(), src_words, tgt_words, options, ckpt.config)
 
 
 @dataclass
@@ -365,25 +167,142 @@ class Translation:
     attention: torch.Tensor | None  # (target pieces + EOS, source pieces + EOS)
 
 
-def translate(run: TranslatorRun, sentences: list[str], beam: int | None = None) -> list[Translation]:
-    beam = run.options.beam if beam is None else beam
+def translate(run, sentences: list[str], beam: int | None = None) -> list[Translation]:
+    """Each sentence translated with beam search (the run's beam width unless given), with its attention."""
+    beam = run.options.model.beam if beam is None else beam
     if beam < 1:
         raise ConfigError(f"beam width must be at least 1, got {beam}")
+    words: TranslatorLearned = run.learned
+    beam = min(beam, len(words.tgt_words))
     items = []
     for s in sentences:
         if not s.strip():
             raise DataError("cannot translate an empty sentence")
-        ids = run.src_words.encode(s)
+        ids = words.src_words.encode(s)
         if all(i == UNK for i in ids):
-            raise DataError(f"{s!r}: none of its pieces are in the source vocabulary")
+            raise DataError(f"{s[:60]!r}: none of its pieces are in the source vocabulary")
+        if len(ids) > MAX_SOURCE_PIECES:
+            raise DataError(
+                f"{s[:60]!r}...: {len(ids):,} pieces, more than {MAX_SOURCE_PIECES:,} in one sentence; "
+                "give one sentence per line (--file)"
+            )
         items.append(torch.tensor(ids + [EOS]))
-    hyps = translate_ids(run.model, items, beam, run.options.alpha, record_attention=True)
+    hyps = translate_ids(run.model, items, beam, run.options.model.alpha, record_attention=True)
     out = []
     for x, h in zip(items, hyps):
-        target = run.tgt_words.pieces(h.tokens) + ["</s>"]
+        target = words.tgt_words.pieces(h.tokens) + ["</s>"]
         if h.attention is not None:
             target = target[: h.attention.shape[0]]  # no </s> row when decoding ran out of steps
-        source = run.src_words.pieces(x[:-1].tolist()) + ["</s>"]
+        source = words.src_words.pieces(x[:-1].tolist()) + ["</s>"]
         attention = None if h.attention is None else h.attention[:, : len(source)]  # not the batch's padding
-        out.append(Translation(run.tgt_words.decode(h.tokens), source, target, attention))
+        out.append(Translation(words.tgt_words.decode(h.tokens), source, target, attention))
     return out
+
+
+class TranslateTask(Task):
+    name, kind = "translate", "translator"
+    help = "translation (encoder-decoder with attention)"
+    description = (
+        "Train a translator on line-aligned text: a Multi30k-style folder (train/val/test_2016_flickr .LANG.gz) or "
+        "explicit files. Prints test BLEU (sacrebleu) for greedy decoding and beam search."
+    )
+    Options, ModelConfig, Learned, EvalData = TranslateOptions, Seq2SeqConfig, TranslatorLearned, TestPairs
+    v1_names = {"folder": "multi30k", "train": "train_files", "val": "val_files", "test": "test_files"}
+
+    def read(self, options: TranslateOptions) -> dict:
+        return {split: options.data.pairs(split) for split in ("train", "val", "test")}
+
+    def fit(self, options: TranslateOptions, raw: dict) -> TranslatorLearned:
+        src, tgt = raw["train"]
+        return TranslatorLearned(Subwords.train(src, options.data.vocab_size), Subwords.train(tgt, options.data.vocab_size))
+
+    def encode(self, options, learned: TranslatorLearned, raw: dict) -> dict:
+        src, tgt = learned.encode_pairs(*raw["train"], options.data.max_len)
+        if not src:
+            raise DataError("no training pairs left (empty lines, or all longer than --max-len)")
+        val = raw["val"] and (raw["val"], learned.encode_pairs(*raw["val"], None))
+        return {"train": (src, tgt), "val": val, "test": raw["test"]}
+
+    def model_config(self, options: TranslateOptions, learned: TranslatorLearned) -> Seq2SeqConfig:
+        m = options.model
+        return Seq2SeqConfig(
+            len(learned.src_words),
+            len(learned.tgt_words),
+            cell=m.cell,
+            embedding_dim=m.embedding_dim,
+            hidden_size=m.hidden_size,
+            encoder_layers=m.encoder_layers,
+            attention=m.attention,
+            attention_size=m.attention_size,
+            dropout=m.dropout,
+            label_smoothing=m.label_smoothing,
+        )
+
+    def build(self, config: Seq2SeqConfig) -> Seq2Seq:
+        return Seq2Seq(config)
+
+    def batches(self, options: TranslateOptions, data: dict) -> PairBatches:
+        d = options.data
+        src, tgt = data["train"]
+        return PairBatches(
+            src, tgt, d.batch_size, options.train.seed, d.teacher_forcing, d.scheduled_sampling, options.train.max_steps
+        )
+
+    def validator(self, options: TranslateOptions, learned, data: dict):
+        def validate(model) -> dict[str, float]:
+            if not data["val"]:
+                return {}
+            (lines, refs), encoded = data["val"]
+            loss = teacher_forced_loss(model, *encoded)
+            score, _ = bleu(model, learned, lines[:VAL_SENTENCES], refs[:VAL_SENTENCES], 1, options.model.alpha)
+            return {"val_loss": loss, "val_bleu_greedy": score, "score": score}
+
+        return validate
+
+    def test(self, run, data: dict) -> dict | None:
+        return None if data["test"] is None else self.test_scores(run, *data["test"])
+
+    def test_scores(self, run, src_lines: list[str], references: list[str]) -> dict:
+        """BLEU of greedy decoding and of beam search on a test set, and how long each took."""
+        scores = {}
+        m = run.options.model
+        for name, beam in (("greedy", 1), (f"beam {m.beam}", m.beam)):
+            started = time.perf_counter()
+            value, texts = bleu(run.model, run.learned, src_lines, references, beam, m.alpha)
+            scores[name] = {
+                "bleu": value,
+                "seconds": time.perf_counter() - started,
+                "sentences": len(src_lines),
+                "examples": texts[:5],
+            }
+        return scores
+
+    def evaluate(self, run, given: TestPairs | None) -> dict:
+        pairs = read_pairs(given.test_files) if given is not None and given.test_files else run.options.data.pairs("test")
+        if pairs is None:
+            raise DataError(f"{run.path} has no test files; give --test-files SRC REF")
+        return self.test_scores(run, *pairs)
+
+    def format_scores(self, what, scores: dict) -> str:
+        return "\n".join(
+            f"test BLEU, {name}: {s['bleu']:.2f} ({s['sentences']} sentences in {s['seconds']:.1f} s)"
+            for name, s in scores.items()
+        )
+
+    def finish(self, trained, extras) -> None:
+        if trained.test is not None:
+            print(self.format_scores("test", trained.test))
+            print("examples (beam):")
+            for line in list(trained.test.values())[-1]["examples"]:
+                print(f"  {line}")
+
+    def predict(self, run, inputs: list, beam: int | None = None) -> list[Translation]:
+        if not inputs:
+            raise DataError("give sentences to translate, as arguments or with --file FILE")
+        return translate(run, inputs, beam)
+
+    def format_prediction(self, t: Translation) -> str:
+        return t.text
+
+
+TASK = TranslateTask()

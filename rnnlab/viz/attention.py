@@ -9,23 +9,19 @@
 from __future__ import annotations
 
 import html
-import io
 import textwrap
 from pathlib import Path
 
 import numpy as np
 
-from rnnlab.checkpoint import atomic_write
+from rnnlab.io import atomic_write
+from rnnlab.viz.figures import figure, save_png
 
 
 def plot_attention(target: list[str], source: list[str], weights, path: str | Path, title: str = "") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     att = np.asarray(weights)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * len(source), 1.2 + 0.4 * len(target)))
+    fig = figure(figsize=(1.2 + 0.45 * len(source), 1.2 + 0.4 * len(target)), constrained_layout=False)
+    ax = fig.subplots()
     ax.imshow(att, cmap="Greys", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(source)), source, rotation=60, ha="right")
     ax.set_yticks(range(len(target)), target)
@@ -33,11 +29,7 @@ def plot_attention(target: list[str], source: list[str], weights, path: str | Pa
     ax.set_ylabel("output")
     ax.set_title("\n".join(textwrap.wrap(title, 40)), fontsize=9)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write(Path(path), buffer.getvalue())
-    return Path(path)
+    return save_png(fig, path)
 
 
 def _table(target: list[str], source: list[str], weights) -> str:

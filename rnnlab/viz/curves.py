@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import io
+import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from rnnlab.checkpoint import atomic_write  # noqa: E402
+from rnnlab.viz.figures import figure, save_png
 
 
-def plot_curves(rows: list[dict], path: str | Path, title: str = "") -> Path:
-    """Draw the rows of a run's metrics.csv (as the Trainer writes them) into a PNG."""
+def plot_curves(rows: list[dict], path: str | Path, title: str = "") -> Path | None:
+    """Draw the rows of a run's metrics.csv (as the Trainer writes them) into a PNG (None if no row is finite)."""
+    finite = lambda v: isinstance(v, (int, float)) and math.isfinite(v)  # noqa: E731  (skipped steps log NaN)
+    rows = [r for r in rows if finite(r.get("loss")) and finite(r.get("grad_norm"))]
+    if not rows:
+        return None
     steps = [r["step"] for r in rows]
-    evals = [r for r in rows if r.get("val_loss") is not None]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
+    evals = [r for r in rows if finite(r.get("val_loss"))]
+    fig = figure(figsize=(13, 3.6))
+    axes = fig.subplots(1, 3)
     ax = axes[0]
     ax.plot(steps, [r["loss"] for r in rows], lw=0.6, alpha=0.5, label="training batch")
     if evals:
@@ -38,8 +38,4 @@ def plot_curves(rows: list[dict], path: str | Path, title: str = "") -> Path:
     ax.set_xlabel("step")
     if title:
         fig.suptitle(title, fontsize=11)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write(Path(path), buffer.getvalue())
-    return Path(path)
+    return save_png(fig, path)

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnlab.checkpoint import atomic_write
 from rnnlab.errors import DataError
+from rnnlab.io import atomic_write
 from rnnlab.viz.properties import PROPERTIES, correlations
 
 SATURATION = {"low": 0.1, "high": 0.9}
@@ -363,3 +363,18 @@ select(DATA.initial.layer, DATA.initial.name, DATA.initial.unit);
 </script>
 </body></html>
 """
+
+
+def write_explorer(run, text: str, out_dir: Path, chars: int = 10_000, shown: int = 2_000) -> str:
+    """Write ``out_dir/explorer.html`` for the first ``chars`` characters of ``text`` (the page shows
+    ``shown`` of them); returns what to tell the user: the path and the units that track the text best."""
+    if chars < 2 or shown < 1:
+        raise DataError(f"--chars must be >= 2 and --shown >= 1, got {chars} and {shown}")
+    explanation = explain(run, text[:chars], shown=shown)
+    path = write_page(explanation, Path(out_dir) / "explorer.html")
+    lines = [f"wrote {path}: {len(text[:chars]):,} characters analysed; the units that track the text best:"]
+    for prop in ("position in line", "inside quotes", "inside brackets", "all-caps line (speaker name)", "newline"):
+        d = explanation.best(prop)
+        if d is not None:
+            lines.append(f"  {prop:30} layer {d.layer} {d.name:8} unit {d.unit:4}  r = {d.r:+.2f}")
+    return "\n".join(lines)

@@ -15,19 +15,15 @@ gate starts half open and a signal fades like 0.5^k), and with that gate biased 
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from rnnlab.cells import bias_to_remember, cell_class
-from rnnlab.checkpoint import atomic_write
+from rnnlab.cells import cell_class
 from rnnlab.errors import ConfigError
-from rnnlab.recurrent import Recurrent
+from rnnlab.models.recall import Recaller
 
 SIGNALS = 8  # K: symbols to remember (chance = 1/K)
 DISTRACTORS = 8
@@ -43,21 +39,6 @@ def make_batch(batch: int, lag: int, generator: torch.Generator) -> tuple[torch.
     noise = torch.randint(SIGNALS, SIGNALS + DISTRACTORS, (batch, lag - 1), generator=generator)
     query = torch.full((batch, 1), QUERY)
     return torch.cat([signal[:, None], noise, query], dim=1), signal
-
-
-class Recaller(nn.Module):
-    """one-hot symbols (B, T, SYMBOLS) -> Recurrent -> last step's h -> Linear -> (B, K) scores."""
-
-    def __init__(self, cell: str, hidden: int, remember_bias: float | None = None) -> None:
-        super().__init__()
-        self.rnn = Recurrent(cell_class(cell), SYMBOLS, hidden)
-        if remember_bias is not None:
-            bias_to_remember(self.rnn.cells[0], remember_bias)
-        self.head = nn.Linear(hidden, SIGNALS)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        y, _ = self.rnn(F.one_hot(ids, SYMBOLS).float())  # (B, T, H)
-        return self.head(y[:, -1])
 
 
 def parameter_count(cell: str, hidden: int) -> int:
@@ -99,13 +80,13 @@ def train_one(
 ) -> Result:
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    model = Recaller(cell, hidden, remember_bias)
+    model = Recaller(cell, hidden, SYMBOLS, SIGNALS, remember_bias)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     started = time.perf_counter()
     loss = torch.tensor(float("nan"))
     for _ in range(steps):
         ids, targets = make_batch(batch, lag, g)
-        loss = F.cross_entropy(model(ids), targets)
+        loss = F.cross_entropy(model(ids)[0], targets)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -114,7 +95,7 @@ def train_one(
     test = torch.Generator().manual_seed(10_000 + seed)
     with torch.inference_mode():
         ids, targets = make_batch(2000, lag, test)
-        accuracy = float((model(ids).argmax(-1) == targets).float().mean())
+        accuracy = float((model(ids)[0].argmax(-1) == targets).float().mean())
     name = variant_name(cell, remember_bias)
     return Result(name, hidden, parameter_count(cell, hidden), lag, accuracy, loss.item(), seconds)
 
@@ -153,33 +134,3 @@ def table(results: list[Result]) -> str:
             f"{'lag ' + str(chance_at) if chance_at else 'never (up to ' + str(lags[-1]) + ')'} |"
         )
     return "\n".join(lines)
-
-
-def plot(results: list[Result], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2), constrained_layout=True)
-    for cell in dict.fromkeys(r.cell for r in results):
-        rows = sorted((r for r in results if r.cell == cell), key=lambda r: r.lag)
-        ax.plot(
-            [r.lag for r in rows],
-            [100 * r.accuracy for r in rows],
-            "o-",
-            label=f"{cell} (H {rows[0].hidden}, {rows[0].params:,} params)",
-        )
-    ax.axhline(100 / SIGNALS, color="gray", ls="--", label="chance")
-    ax.set_xscale("log")
-    ax.set_xlabel("lag between the signal and the question (steps)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, 102)
-    ax.set_title("Remembering one of 8 symbols through random distractors")
-    ax.legend(loc="lower left", fontsize=8)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, buffer.getvalue())
-    return path

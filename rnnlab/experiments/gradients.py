@@ -20,7 +20,6 @@ radius 1.5 still shrinks the gradient, at 0.99 per step).
 
 from __future__ import annotations
 
-import io
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +28,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rnnlab.checkpoint import atomic_write
 from rnnlab.data.text import bundled_corpus
 from rnnlab.data.vocab import CharVocab
 from rnnlab.diagnostics import Fit, fit_rate, largest_singular_value, set_spectral_radius, state_gradient_norms
 from rnnlab.diagnostics import spectral_radius as radius_of
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.models.lm import CharLM, CharLMConfig
-from rnnlab.tasks import charlm
-from rnnlab.train import TrainConfig
+from rnnlab.tasks import charlm, load, make_options, train
 
 RADII = (0.5, 0.9, 1.0, 1.1, 1.5, 2.0)
 INPUT_SCALE = 0.3
@@ -93,14 +90,14 @@ def _curve(label: str, model: CharLM, windows: torch.Tensor, input_scale: float 
 
 
 def _trained(cell: str, hidden: int, train_steps: int, seed: int) -> CharLM:
-    options = charlm.CharLMOptions(
-        model=charlm.ModelOptions(cell=cell, hidden_size=hidden),
-        data=charlm.DataConfig(seq_len=100, batch_size=32),
-        train=TrainConfig(max_steps=train_steps, eval_every=train_steps, seed=seed),
+    options = make_options(
+        charlm.TASK,
+        model={"cell": cell, "hidden_size": hidden},
+        data={"seq_len": 100, "batch_size": 32},
+        train={"max_steps": train_steps, "eval_every": train_steps, "seed": seed},
     )
     with tempfile.TemporaryDirectory() as tmp:
-        _, run = charlm.train(options, Path(tmp) / "run", progress=False)
-    return run.model
+        return train(charlm.TASK, options, Path(tmp) / "run", progress=False).run.model
 
 
 def gradient_flow(
@@ -131,7 +128,7 @@ def gradient_flow(
         for kind in dict.fromkeys(["rnn", cell]):
             curves.append(_curve(f"{kind} trained {train_steps} steps", _trained(kind, hidden, train_steps, seed), windows))
     if run is not None:
-        trained = charlm.load_run(run)
+        trained = load(run, charlm.TASK.kind)
         if trained.vocab.chars != vocab.chars:
             raise DataError(f"{run}: not a model of the bundled corpus (its vocabulary differs)")
         c = trained.model.config
@@ -164,48 +161,3 @@ def _clip_run(vocab: CharVocab, corpus: str, hidden: int, clip: float | None, se
             break
         optimizer.step()
     return ClipRun("no clipping" if clip is None else f"clip norm {clip:g}", seed, losses, norms)
-
-
-def plot(report: GradientReport, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
-    for c in report.curves:
-        back = c.norms[::-1]
-        style = "--" if "radius" in c.label else "-"
-        ax.semilogy(np.arange(len(back)), back, style, label=f"{c.label}  (x{c.fit.rate:.3g}/step)")
-    ax.set_xlabel("steps back from the loss (T-1-t)")
-    ax.set_ylabel("||dL/ds_t||  (s = h, and c for an LSTM)")
-    ax.set_title(f"Gradient flow through time, T = {report.steps}, real text")
-    ax.legend(fontsize=8)
-    paths = [_save(fig, out_dir / "gradient_flow.png")]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    colours = {}
-    for run in report.clipping:
-        first = run.label not in colours
-        colour = colours.setdefault(run.label, f"C{len(colours)}")
-        label = run.label if first else None
-        axes[0].semilogy(run.norms, color=colour, alpha=0.6, lw=0.8, label=label)
-        axes[1].plot(run.losses, color=colour, alpha=0.6, lw=0.8, label=label)
-    axes[0].set_title("gradient norm before clipping")
-    axes[1].set_title("training loss (nats/char)")
-    for ax in axes:
-        ax.set_xlabel("SGD step")
-        ax.legend()
-    fig.suptitle(f"Vanilla RNN started at W_hh radius 1.5, SGD lr 0.5, {CLIP_SEEDS} seeds each")
-    paths.append(_save(fig, out_dir / "clipping.png"))
-    return paths
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write(path, buffer.getvalue())
-    return path

@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from rnnlab.data.streams import StreamBatches
 from rnnlab.data.text import bundled_corpus
@@ -35,7 +33,7 @@ from rnnlab.data.vocab import CharVocab
 from rnnlab.decoding import SamplingOptions
 from rnnlab.errors import ConfigError
 from rnnlab.models.lm import CharLM, CharLMConfig
-from rnnlab.tasks.charlm import LMRun, generate, score_tokens, split_tokens
+from rnnlab.tasks.charlm import generate, score_tokens, split_tokens
 from rnnlab.train import TrainConfig, Trainer
 
 
@@ -52,43 +50,6 @@ class ScheduledBatches:
         b = self.inner.batch(step)
         b.sampling_prob = self.max_p * min(1.0, step / self.steps)
         return b
-
-
-class ScheduledSamplingLM(nn.Module):
-    """A CharLM trained with scheduled sampling: at step t it reads the true character t with
-    probability 1 - p, or its own sample from step t-1's prediction with probability p. Gradients
-    flow through time as usual, not through the sampling."""
-
-    def __init__(self, lm: CharLM) -> None:
-        super().__init__()
-        self.lm = lm
-
-    def loss(self, batch, state=None):
-        p = getattr(batch, "sampling_prob", 0.0)
-        if p == 0:
-            return self.lm.loss(batch, state)
-        lm, rnn = self.lm, self.lm.rnn
-        inputs = batch.inputs  # (B, T)
-        B, T = inputs.shape
-        state = rnn.initial_state(B) if state is None else state
-        layers = [tuple(s[k] for s in state) for k in range(rnn.num_layers)]
-        coins = torch.rand(B, T) < p  # (B, T): where to read the model's own sample
-        token, logits = inputs[:, 0], []
-        for t in range(T):
-            x = lm.drop(lm.embed(token))  # (B, E)
-            for k, cell in enumerate(rnn.cells):
-                layers[k] = cell.recur(cell.project(x), layers[k])
-                x = layers[k][0]
-                if k < rnn.num_layers - 1:
-                    x = F.dropout(x, rnn.dropout, self.training)
-            step_logits = lm.head(lm.drop(x))  # (B, V)
-            logits.append(step_logits)
-            if t + 1 < T:
-                sample = torch.multinomial(step_logits.detach().softmax(-1), 1).squeeze(-1)
-                token = torch.where(coins[:, t + 1], sample, inputs[:, t + 1])
-        logits = torch.stack(logits, 1)  # (B, T, V)
-        loss = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten())
-        return loss, tuple(torch.stack([layer[i] for layer in layers]) for i in range(len(layers[0])))
 
 
 @dataclass
@@ -129,38 +90,37 @@ def exposure_experiment(
     runs = {}
     for name, p in (("teacher forcing", 0.0), (f"scheduled sampling (p up to {max_p:g})", max_p)):
         torch.manual_seed(seed)
-        lm = CharLM(CharLMConfig(len(vocab), hidden_size=hidden))
-        model = ScheduledSamplingLM(lm)
+        lm = CharLM(CharLMConfig(len(vocab), hidden_size=hidden))  # reads its own samples when a batch says so
         batches = ScheduledBatches(StreamBatches(train_tokens, 32, 64, seed=seed), p, steps)
         with tempfile.TemporaryDirectory() as tmp:
-            trainer = Trainer(
-                model,
-                batches,
-                lambda m: {"val_loss": score_tokens(m.lm, val_tokens).nats_per_char},
-                config,
-                Path(tmp),
-                "exposure",
-                lambda: {},
-                progress=False,
-            )
-            result = trainer.fit()
-        runs[name] = (LMRun(Path("."), lm.eval(), vocab, {}), result.metrics["val_loss"])
+            result = Trainer(
+                lm,
+                batches=batches,
+                evaluate=lambda m: {"val_loss": score_tokens(m, val_tokens).nats_per_char},
+                config=config,
+                run_dir=Path(tmp),
+                kind="exposure",
+                describe=lambda: {},
+            ).fit()
+        runs[name] = (lm.eval(), result.metrics["val_loss"])
     corpus_trigrams = _trigrams(corpus)
     corpus_words = set(re.findall(r"[A-Za-z']+", corpus))
     names = list(runs)
     reports = []
     for name in names:
-        run, val = runs[name]
+        model, val = runs[name]
         other = runs[names[1 - names.index(name)]][0]
-        texts = ["".join(generate(run, "", sample_length, SamplingOptions(1.0), seed=seed + i)) for i in range(samples)]
+        texts = [
+            "".join(generate(model, vocab, "", sample_length, SamplingOptions(1.0), seed=seed + i)) for i in range(samples)
+        ]
         joined = "\n".join(texts)
         words = re.findall(r"[A-Za-z']+", joined)
         reports.append(
             ModelReport(
                 name=name,
                 val_loss=val,
-                self_score=_score_texts(run, texts),
-                cross_score=_score_texts(other, texts),
+                self_score=_score_texts(model, vocab, texts),
+                cross_score=_score_texts(other, vocab, texts),
                 corpus_words=sum(w in corpus_words for w in words) / max(1, len(words)),
                 trigram_js=js_divergence(_trigrams(joined), corpus_trigrams),
                 sample=texts[0][:300],
@@ -169,8 +129,8 @@ def exposure_experiment(
     return reports
 
 
-def _score_texts(run: LMRun, texts: list[str]) -> float:
-    scores = [score_tokens(run.model, run.vocab.encode("\n" + t)) for t in texts]
+def _score_texts(model: CharLM, vocab: CharVocab, texts: list[str]) -> float:
+    scores = [score_tokens(model, vocab.encode("\n" + t)) for t in texts]
     return sum(s.nats_per_char * s.chars for s in scores) / sum(s.chars for s in scores)
 
 
