@@ -172,6 +172,38 @@ def beam_search(
     return [max(f, key=lambda h: h.normalised(alpha)) for f in finished]
 
 
+def decode_sequences(
+    model,
+    items: list[Tensor],
+    beam: int,
+    alpha: float,
+    bos: int,
+    eos: int,
+    pad: int,
+    batch_size: int = 64,
+    record_attention=False,
+) -> list[Hypothesis]:
+    """Decode every source (a 1-D tensor of ids), in length-sorted batches padded with ``pad``; beam 1
+    is greedy search. Each output is at most twice its source's length plus 10 tokens."""
+    model.eval()
+    out: list = [None] * len(items)
+    order = sorted(range(len(items)), key=lambda i: len(items[i]))
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            seqs = [items[i] for i in idx]
+            lengths = torch.tensor([len(s) for s in seqs])
+            src = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=pad)
+            max_len = int(lengths.max()) * 2 + 10
+            if beam == 1:
+                hyps = greedy_decode(model, src, lengths, max_len, bos, eos, record_attention)
+            else:
+                hyps = beam_search(model, src, lengths, beam, max_len, bos, eos, alpha, record_attention)
+            for i, h in zip(idx, hyps):
+                out[i] = h
+    return out
+
+
 # ---------------------------------------------------------------------- CTC decoders
 #
 # log_probs (T, C) per utterance, class 0 the CTC blank. A label sequence is read off a path of
@@ -235,3 +267,11 @@ def _logaddexp(a: float, b: float) -> float:
         return a
     m = max(a, b)
     return m + math.log(math.exp(a - m) + math.exp(b - m))
+
+
+def ctc_decode(log_probs: Tensor, lengths: Tensor, beam: int = 1, blank: int = 0) -> list[list[int]]:
+    """Labels of each utterance of a batch: log_probs (B, T, C), lengths (B,); beam 1 is best path."""
+    out = []
+    for lp, n in zip(log_probs, lengths.tolist()):
+        out.append(ctc_greedy(lp[:n], blank) if beam == 1 else ctc_prefix_beam_search(lp[:n], beam, blank))
+    return out

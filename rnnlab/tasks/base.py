@@ -94,7 +94,8 @@ class Task:
         return raw
 
     def model_config(self, options, learned) -> Config:
-        raise NotImplementedError
+        """The model's config; by default the options' model part is it."""
+        return options.model
 
     def build(self, config: Config) -> nn.Module:
         raise NotImplementedError
@@ -107,8 +108,8 @@ class Task:
         raise NotImplementedError
 
     def validator(self, options, learned, data) -> Callable[[nn.Module], dict]:
-        """A function model -> validation metrics ({} when there is no validation data)."""
-        raise NotImplementedError
+        """A function model -> validation metrics; by default there is no validation ({})."""
+        return lambda model: {}
 
     def test(self, run: Run, data) -> dict | None:
         """Scores on the test split, with the best weights (None if the data has no test split)."""
@@ -121,8 +122,12 @@ class Task:
 
     # ---------------------------------------------------------------- using a run
     def evaluate(self, run: Run, given: Config | None) -> dict:
-        """Scores on ``given`` data (an ``EvalData``), or on the run's own test split when None."""
-        raise NotImplementedError
+        """Scores on ``given`` data (an ``EvalData``), or on the run's own test split when None (the
+        default: ``test`` on the run's own data, read and encoded again)."""
+        scores = self.test(run, self.encode(run.options, run.learned, self.read(run.options)))
+        if scores is None:
+            raise RnnlabError(f"{run.path}: its data has no test split to score")
+        return scores
 
     def predict(self, run: Run, inputs: list, **options) -> list:
         raise NotImplementedError

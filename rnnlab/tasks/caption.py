@@ -23,6 +23,7 @@ from rnnlab.data.tokens import BOS, EOS
 from rnnlab.data.words import WordVocab
 from rnnlab.decoding import beam_search, greedy_decode
 from rnnlab.errors import ConfigError, DataError
+from rnnlab.evaluation import caption_bleu4
 from rnnlab.models.generator import Captioner, CaptionerConfig
 from rnnlab.tasks.base import Learned, Task
 from rnnlab.train import TrainConfig
@@ -106,15 +107,6 @@ def describe_images(model: Captioner, vocab: WordVocab, images: torch.Tensor, be
     return out
 
 
-def bleu4(hypotheses: list[str], references: list[list[str]]) -> float:
-    import sacrebleu
-
-    streams = [[refs[k] if k < len(refs) else "" for refs in references] for k in range(max(map(len, references)))]
-    # Flickr8k's captions are tokenised ("a dog runs .") on both sides alike; force=True only silences
-    # sacrebleu's warning about it, the score is the same.
-    return float(sacrebleu.corpus_bleu(hypotheses, streams, lowercase=True, force=True).score)
-
-
 def baselines(data: CaptionData, split: str = "test") -> dict[str, list[str]]:
     train_caps = [c for caps in data.captions["train"] for c in caps]
     common = Counter(c.lower() for c in train_caps).most_common(1)[0][0]
@@ -131,9 +123,9 @@ def test_scores(run, data: CaptionData) -> dict:
     images, refs = normalise(data.images["test"], learned.pixel_mean, learned.pixel_std), data.captions["test"]
     beamed = describe_images(run.model, learned.vocab, images, beam)
     return {
-        "greedy": bleu4(describe_images(run.model, learned.vocab, images, 1), refs),
-        f"beam {beam}": bleu4(beamed, refs),
-        **{name: bleu4(caps, refs) for name, caps in baselines(data).items()},
+        "greedy": caption_bleu4(describe_images(run.model, learned.vocab, images, 1), refs),
+        f"beam {beam}": caption_bleu4(beamed, refs),
+        **{name: caption_bleu4(caps, refs) for name, caps in baselines(data).items()},
         "examples": list(zip(data.names["test"][:5], beamed[:5])),
     }
 
@@ -183,7 +175,7 @@ class CaptionTask(Task):
         images = normalise(raw.images["val"], learned.pixel_mean, learned.pixel_std)
 
         def validate(model) -> dict[str, float]:
-            score = bleu4(describe_images(model, learned.vocab, images, 1), raw.captions["val"])
+            score = caption_bleu4(describe_images(model, learned.vocab, images, 1), raw.captions["val"])
             return {"val_bleu4_greedy": score, "score": score}
 
         return validate

@@ -11,7 +11,6 @@ nats / ln 2). Validation is the last 10% of the text, scored in full with the st
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -20,16 +19,15 @@ from torch import Tensor
 
 from rnnlab.cells import CellName
 from rnnlab.config import Config
-from rnnlab.data.streams import StreamBatches, eval_batches
+from rnnlab.data.streams import StreamBatches
 from rnnlab.data.text import BUNDLED_CORPUS, bundled_corpus, read_text, text_digest
 from rnnlab.data.vocab import CharVocab
 from rnnlab.decoding import SamplingOptions, sample_next
 from rnnlab.errors import ConfigError, DataError
+from rnnlab.evaluation import LN2, TextScore, score_tokens
 from rnnlab.models.lm import CharLM, CharLMConfig
 from rnnlab.tasks.base import Learned, Run, Task
 from rnnlab.train import TrainConfig
-
-LN2 = math.log(2)
 
 
 @dataclass(frozen=True)
@@ -90,16 +88,6 @@ class CharLearned(Learned):
         return cls(CharVocab(tuple(saved["vocab"])), str(saved.get("source", "")), str(saved.get("text_sha256", "")))
 
 
-@dataclass(frozen=True)
-class TextScore:
-    chars: int  # characters scored (every one after the first)
-    nats_per_char: float
-
-    @property
-    def bits_per_char(self) -> float:
-        return self.nats_per_char / LN2
-
-
 @dataclass
 class LMRun(Run):
     @property
@@ -143,21 +131,6 @@ def split_tokens(tokens: Tensor, val_fraction: float) -> tuple[Tensor, Tensor]:
     if len(val) < 2:
         raise DataError(f"the text is too short to hold out a validation part: {len(tokens)} characters")
     return train, val
-
-
-def score_tokens(model: CharLM, tokens: Tensor, batch_size: int = 32, seq_len: int = 256) -> TextScore:
-    """Mean cross-entropy of every next token of ``tokens``, state carried through the stream."""
-    total, count, state = 0.0, 0, None
-    with torch.inference_mode():
-        for batch in eval_batches(tokens, batch_size, seq_len):
-            if batch.reset:
-                state = None
-            elif batch.keep_rows is not None:
-                state = tuple(s[:, batch.keep_rows] for s in state)  # (L, B, H) -> (L, rows, H)
-            logits, state = model(batch.inputs, state=state)
-            total += float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), reduction="sum"))
-            count += batch.num_tokens
-    return TextScore(count, total / count)
 
 
 def generate(

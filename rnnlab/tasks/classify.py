@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from rnnlab.cells import CellName
 from rnnlab.config import Config
@@ -33,6 +31,7 @@ from rnnlab.data.tables import Split, holdout, read_table
 from rnnlab.data.uea import read_ts
 from rnnlab.data.word2vec import corpus_texts, train_word_vectors
 from rnnlab.errors import ConfigError, DataError
+from rnnlab.evaluation import classification_scores
 from rnnlab.models.classifier import ClassifierConfig, build_classifier
 from rnnlab.models.inputs import set_word_vectors
 from rnnlab.tasks.base import Learned, Task
@@ -155,30 +154,6 @@ def label_order(label: str):
         return (1, 0.0, label)
 
 
-def scores(model, items: list, labels: list[int], names: list[str], batch_size: int = 128) -> dict:
-    """Loss, accuracy, macro-F1 and the confusion matrix (rows: true class, columns: predicted)
-    of ``model`` on encoded items whose classes are named ``names``."""
-    from sklearn.metrics import confusion_matrix, f1_score
-
-    model.eval()
-    predictions = np.zeros(len(items), dtype=np.int64)
-    total = 0.0
-    with torch.inference_mode():
-        for batch in eval_batches(items, batch_size, labels=labels):
-            logits, _ = model(batch.inputs, batch.lengths)
-            total += float(F.cross_entropy(logits, batch.labels, reduction="sum"))
-            predictions[batch.index.numpy()] = logits.argmax(-1).numpy()
-    y = np.array(labels)
-    return {
-        "examples": len(items),
-        "loss": total / len(items),
-        "accuracy": float((predictions == y).mean()),
-        "macro_f1": float(f1_score(y, predictions, average="macro")),
-        "confusion": confusion_matrix(y, predictions, labels=list(range(len(names)))).tolist(),
-        "labels": list(names),
-    }
-
-
 class ClassifyTask(Task):
     name, kind = "classify", "classifier"
     help = "sequence classification (many-to-one): sentiment, series classes"
@@ -240,7 +215,7 @@ class ClassifyTask(Task):
         def validate(model) -> dict[str, float]:
             if data["validation"] is None:
                 return {}
-            s = scores(model, *data["validation"], learned.labels)
+            s = classification_scores(model, *data["validation"], learned.labels)
             return {
                 "val_loss": s["loss"],
                 "val_accuracy": s["accuracy"],
@@ -251,7 +226,7 @@ class ClassifyTask(Task):
         return validate
 
     def test(self, run, data: dict) -> dict | None:
-        return None if data["test"] is None else scores(run.model, *data["test"], run.learned.labels)
+        return None if data["test"] is None else classification_scores(run.model, *data["test"], run.learned.labels)
 
     def evaluate(self, run, given: LabelledData | None) -> dict:
         if given is None:
@@ -264,7 +239,7 @@ class ClassifyTask(Task):
             split = read_table(given.csv, given.text_column, given.label_column)
         else:
             raise ConfigError("give the data to score: --csv FILE or --ts FILE")
-        return scores(run.model, *run.learned.encode(split, "evaluation"), run.learned.labels)
+        return classification_scores(run.model, *run.learned.encode(split, "evaluation"), run.learned.labels)
 
     def format_scores(self, what: str, s: dict) -> str:
         what = what or f"{s['examples']:,} examples"

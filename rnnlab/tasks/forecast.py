@@ -24,6 +24,7 @@ from rnnlab.cells import CellName
 from rnnlab.config import Config
 from rnnlab.data.series import Prepared, Scaling, WindowBatches, prepare_series, windows
 from rnnlab.errors import ConfigError, DataError
+from rnnlab.evaluation import forecast_errors, naive_forecasts
 from rnnlab.models.forecaster import ForecasterConfig, build_forecaster
 from rnnlab.tasks.base import Learned, Task
 from rnnlab.train import TrainConfig
@@ -123,27 +124,6 @@ def forecast(model, prepared: Prepared, scaling: Scaling, origins: np.ndarray, w
     return scaling.inverse(zt + change)
 
 
-def baselines(y: np.ndarray, origins: np.ndarray, horizon: int, season: int | None) -> dict[str, np.ndarray]:
-    steps = np.arange(1, horizon + 1)
-    out = {"naive": np.repeat(y[origins][:, None], horizon, axis=1)}
-    if season:
-        lag = season * np.ceil(steps / season).astype(int)
-        out["seasonal naive"] = y[origins[:, None] + steps[None, :] - lag[None, :]]
-    return out
-
-
-def errors(pred: np.ndarray, actual: np.ndarray, scale: float) -> dict[str, float]:
-    e = pred - actual
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        mape = float(np.mean(np.abs(e / actual))) * 100 if (actual != 0).all() else float("nan")
-        return {
-            "MAE": float(np.abs(e).mean()),
-            "RMSE": float(np.sqrt((e**2).mean())),
-            "MAPE": mape,
-            "MASE": float(np.abs(e).mean() / scale) if scale > 0 else float("nan"),
-        }
-
-
 def walk_forward(run, prepared: Prepared) -> ForecastReport:
     d = run.options.data
     y = prepared.values[:, prepared.scaling.target]
@@ -155,8 +135,8 @@ def walk_forward(run, prepared: Prepared) -> ForecastReport:
     train_y = y[: prepared.test_start]
     scale = float(np.abs(train_y[m:] - train_y[:-m]).mean())
     model = forecast(run.model, prepared, run.learned.scaling, origins, d.window)
-    methods = {"model": model, **baselines(y, origins, d.horizon, d.season)}
-    table = {name: errors(pred, actual, scale) for name, pred in methods.items()}
+    methods = {"model": model, **naive_forecasts(y, origins, d.horizon, d.season)}
+    table = {name: forecast_errors(pred, actual, scale) for name, pred in methods.items()}
     return ForecastReport(prepared.columns[prepared.scaling.target], d.horizon, origins, actual, methods, table)
 
 

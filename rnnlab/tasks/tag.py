@@ -19,13 +19,13 @@ import torch
 
 from rnnlab.cells import CellName
 from rnnlab.config import Config
-from rnnlab.data.batching import BucketBatches, eval_batches
-from rnnlab.data.conll import chunk_f1, read_conll
+from rnnlab.data.batching import BucketBatches
+from rnnlab.data.conll import read_conll
 from rnnlab.data.encoders import ColumnEncoder, FeatureEncoder, encoder_from_dict
 from rnnlab.data.hapt import hapt_splits
-from rnnlab.data.tokens import IGNORE
 from rnnlab.errors import ConfigError, DataError
-from rnnlab.models.tagger import TaggerConfig, build_tagger, tagging_loss
+from rnnlab.evaluation import tagging_scores
+from rnnlab.models.tagger import TaggerConfig, build_tagger
 from rnnlab.tasks.base import Learned, Task
 from rnnlab.train import TrainConfig
 
@@ -115,40 +115,6 @@ def read_column_split(path: str) -> TagSplit:
     return TagSplit([s[0] for s in sentences], [s[1] for s in sentences])
 
 
-def scores(model, items: list, targets: list, names: list[str], batch_size: int = 64) -> dict:
-    """Loss, accuracy and macro-F1 over labelled steps; chunk-level F1 when the tags are B-/I-/O."""
-    from sklearn.metrics import f1_score
-
-    model.eval()
-    total, count, gold, pred, seqs = 0.0, 0, [], [], [None] * len(items)
-    with torch.inference_mode():
-        for batch in eval_batches(items, batch_size, targets=targets):
-            logits, _ = model(batch.inputs, batch.lengths)
-            known = torch.where(batch.targets >= logits.shape[-1], IGNORE, batch.targets)  # unseen tags: no loss
-            n = int((known != IGNORE).sum())
-            total += float(tagging_loss(logits, known)) * n if n else 0.0
-            count += n
-            guess = logits.argmax(-1)
-            for row, i in enumerate(batch.index.tolist()):
-                length = int(batch.lengths[row])
-                t, g = batch.targets[row, :length], guess[row, :length]
-                keep = t != IGNORE
-                gold.append(t[keep].numpy())
-                pred.append(g[keep].numpy())
-                seqs[i] = (t.tolist(), g.tolist())
-    y, p = np.concatenate(gold), np.concatenate(pred)
-    out = {
-        "sequences": len(items),
-        "loss": total / max(count, 1),
-        "accuracy": float((y == p).mean()),
-        "macro_f1": float(f1_score(y, p, average="macro", labels=sorted(set(y.tolist())))),
-    }
-    if any(n.startswith(("B-", "I-")) for n in names):
-        chunks = chunk_f1([[names[i] for i in t] for t, _ in seqs], [[names[i] for i in g] for _, g in seqs])
-        out.update({f"chunk_{k}": v for k, v in chunks.items()})
-    return out
-
-
 class TagTask(Task):
     name, kind = "tag", "tagger"
     help = "sequence tagging (many-to-many aligned): frames, chunks"
@@ -210,7 +176,7 @@ class TagTask(Task):
         def validate(model) -> dict[str, float]:
             if data["val"] is None:
                 return {}
-            s = scores(model, *data["val"])
+            s = tagging_scores(model, *data["val"])
             chunk = {"val_chunk_f1": s["chunk_f1"]} if "chunk_f1" in s else {}
             main = s.get("chunk_f1", s["macro_f1"])
             return {
@@ -224,7 +190,7 @@ class TagTask(Task):
         return validate
 
     def test(self, run, data: dict) -> dict | None:
-        return None if data["test"] is None else scores(run.model, *data["test"])
+        return None if data["test"] is None else tagging_scores(run.model, *data["test"])
 
     def evaluate(self, run, given: ColumnData | None) -> dict:
         if given is not None and given.conll:
@@ -233,7 +199,7 @@ class TagTask(Task):
             split = self.read(run.options).splits["test"]
             if split is None:
                 raise DataError(f"{run.path} has no test split; give --conll FILE")
-        return scores(run.model, *run.learned.encode(split))
+        return tagging_scores(run.model, *run.learned.encode(split))
 
     def format_scores(self, what: str, s: dict) -> str:
         what = what or f"{s['sequences']:,} sequences"

@@ -18,8 +18,9 @@ from rnnlab.cells import CellName
 from rnnlab.config import Config
 from rnnlab.data.audio import N_MELS, log_mel, read_wav
 from rnnlab.data.fsdd import SpeechBatch, SpeechBatches, fixed_set, make_batch, read_fsdd
-from rnnlab.decoding import ctc_greedy, ctc_prefix_beam_search
+from rnnlab.decoding import ctc_decode
 from rnnlab.errors import ConfigError, DataError
+from rnnlab.evaluation import cer
 from rnnlab.models.ctc import CTCConfig, CTCModel
 from rnnlab.tasks.base import Learned, Task
 from rnnlab.train import TrainConfig
@@ -81,21 +82,12 @@ class TranscriberLearned(Learned):
 
 
 def decode(model: CTCModel, batch: SpeechBatch, beam: int) -> list[str]:
+    """The digits heard in each utterance of a batch (label c is the digit c - 1; 0 is the blank)."""
     model.eval()
     with torch.inference_mode():
         log_probs, _ = model(batch.inputs, batch.lengths)
-    out = []
-    for lp, n in zip(log_probs, model.output_lengths(batch.lengths).tolist()):
-        labels = ctc_greedy(lp[:n]) if beam == 1 else ctc_prefix_beam_search(lp[:n], beam)
-        out.append("".join(str(c - 1) for c in labels))
-    return out
-
-
-def cer(references: list[str], hypotheses: list[str]) -> float:
-    """Character error rate: (substitutions + deletions + insertions) / reference characters (jiwer)."""
-    import jiwer
-
-    return float(jiwer.cer(references, [h if h else " " for h in hypotheses]))
+    labels = ctc_decode(log_probs, model.output_lengths(batch.lengths), beam)
+    return ["".join(str(c - 1) for c in utterance) for utterance in labels]
 
 
 def score(model: CTCModel, utterances, learned: TranscriberLearned, beam: int) -> dict[str, float]:

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-import numpy as np
 import torch
 
 from rnnlab.cells import CellName
@@ -23,7 +22,7 @@ from rnnlab.data.batching import eval_batches
 from rnnlab.data.parallel import PairBatches, folder_files, pair_batch, read_pairs
 from rnnlab.data.subwords import Subwords
 from rnnlab.data.tokens import BOS, EOS, PAD, UNK
-from rnnlab.decoding import Hypothesis, beam_search, greedy_decode
+from rnnlab.decoding import decode_sequences
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from rnnlab.tasks.base import Learned, Task
@@ -117,35 +116,11 @@ class TranslatorLearned(Learned):
         return src, tgt
 
 
-def translate_ids(
-    model: Seq2Seq, items: list[torch.Tensor], beam: int, alpha: float, batch_size: int = 64, record_attention: bool = False
-) -> list[Hypothesis]:
-    """Decode every source (ids ending in EOS), in length-sorted batches; beam 1 is greedy. The
-    output is at most twice the source's length plus 10 pieces."""
-    model.eval()
-    out: list = [None] * len(items)
-    order = np.argsort([len(x) for x in items], kind="stable")
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            seqs = [items[i] for i in idx]
-            lengths = torch.tensor([len(s) for s in seqs])
-            src = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=PAD)
-            max_len = int(lengths.max()) * 2 + 10
-            if beam == 1:
-                hyps = greedy_decode(model, src, lengths, max_len, BOS, EOS, record_attention)
-            else:
-                hyps = beam_search(model, src, lengths, beam, max_len, BOS, EOS, alpha, record_attention)
-            for i, h in zip(idx, hyps):
-                out[i] = h
-    return out
-
-
 def bleu(model, learned: TranslatorLearned, src_lines, references, beam: int, alpha: float) -> tuple[float, list[str]]:
     import sacrebleu
 
     items = [torch.tensor(learned.src_words.encode(s)[:MAX_SOURCE_PIECES] + [EOS]) for s in src_lines]
-    texts = [learned.tgt_words.decode(h.tokens) for h in translate_ids(model, items, beam, alpha)]
+    texts = [learned.tgt_words.decode(h.tokens) for h in decode_sequences(model, items, beam, alpha, BOS, EOS, PAD)]
     return float(sacrebleu.corpus_bleu(texts, [references]).score), texts
 
 
@@ -187,7 +162,7 @@ def translate(run, sentences: list[str], beam: int | None = None) -> list[Transl
                 "give one sentence per line (--file)"
             )
         items.append(torch.tensor(ids + [EOS]))
-    hyps = translate_ids(run.model, items, beam, run.options.model.alpha, record_attention=True)
+    hyps = decode_sequences(run.model, items, beam, run.options.model.alpha, BOS, EOS, PAD, record_attention=True)
     out = []
     for x, h in zip(items, hyps):
         target = words.tgt_words.pieces(h.tokens) + ["</s>"]
