@@ -13,18 +13,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tables import DATA, RUNS, fresh, markdown, save  # noqa: E402
 
-from rnnlab.tasks import caption  # noqa: E402
-from rnnlab.train import TrainConfig  # noqa: E402
+from rnnlab.tasks import caption, make_options, train  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=15)
     args = parser.parse_args()
-    options = caption.CaptionOptions(
-        str(DATA / "captioning/flickr8k_1000"), train=TrainConfig(max_minutes=args.minutes, eval_every=200, lr=2e-3)
+    options = make_options(
+        caption.TASK,
+        data={"folder": str(DATA / "captioning/flickr8k_1000")},
+        train={"max_minutes": args.minutes, "eval_every": 200, "lr": 2e-3},
     )
-    result, run, test = caption.train(options, fresh(RUNS / "caption"), progress=False)
+    trained = train(caption.TASK, options, fresh(RUNS / "caption"), progress=False)
+    result, test = trained.result, trained.test
     rows = [{"captions from": k, "test BLEU-4": f"{v:.2f}"} for k, v in test.items() if k != "examples"]
     print(markdown(rows))
     print(f"training: {result.step} steps, {result.elapsed / 60:.1f} min, best at step {result.best_step}")

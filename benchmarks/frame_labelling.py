@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tables import DATA, RUNS, fresh, markdown, save  # noqa: E402
 
-from rnnlab.tasks import tag  # noqa: E402
-from rnnlab.train import TrainConfig  # noqa: E402
+from rnnlab.tasks import make_options, tag, train  # noqa: E402
 
 
 def main() -> None:
@@ -27,27 +25,25 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=6)
     args = parser.parse_args()
     rows = []
-    budget = TrainConfig(max_minutes=args.minutes, eval_every=100, patience=10)
-    sets = {
-        "hapt": tag.TagOptions(
-            tag.TagSource(hapt=str(DATA / "framelabel/hapt_raw")),
-            window=512,
-            batch_size=16,
-            hidden_size=64,
-            dropout=0.2,
-            train=budget,
+    budget = {"max_minutes": args.minutes, "eval_every": 100, "patience": 10}
+    sets = {  # (model, data)
+        "hapt": (
+            {"hidden_size": 64, "dropout": 0.2},
+            {"hapt": str(DATA / "framelabel/hapt_raw"), "window": 512, "batch_size": 16},
         ),
-        "conll": tag.TagOptions(tag.TagSource(conll=str(DATA / "framelabel/conll2000.zip")), hidden_size=128, train=budget),
+        "conll": ({"hidden_size": 128}, {"conll": str(DATA / "framelabel/conll2000.zip")}),
     }
     for name in args.only:
-        base = sets[name]
+        model, data = sets[name]
         variants = {
-            "per-step MLP (no context)": replace(base, baseline=True),
-            "causal LSTM (unidirectional)": replace(base, bidirectional=False),
-            "bidirectional LSTM": base,
+            "per-step MLP (no context)": {"baseline": True},
+            "causal LSTM (unidirectional)": {"bidirectional": False},
+            "bidirectional LSTM": {},
         }
-        for label, options in variants.items():
-            result, _, test = tag.train(options, fresh(RUNS / f"{name}_{label.split()[0]}"), progress=False)
+        for label, variant in variants.items():
+            options = make_options(tag.TASK, model={**model, **variant}, data=data, train=budget)
+            trained = train(tag.TASK, options, fresh(RUNS / f"{name}_{label.split()[0]}"), progress=False)
+            result, test = trained.result, trained.test
             row = {
                 "data": name,
                 "model": label,

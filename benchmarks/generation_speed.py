@@ -22,7 +22,7 @@ from rnnlab.data.vocab import CharVocab  # noqa: E402
 from rnnlab.decoding import SamplingOptions, sample_next  # noqa: E402
 from rnnlab.models.lm import CharLM, CharLMConfig  # noqa: E402
 from rnnlab.recurrent import to_torch  # noqa: E402
-from rnnlab.tasks.charlm import LMRun, generate  # noqa: E402
+from rnnlab.tasks.charlm import generate  # noqa: E402
 
 
 def main() -> None:
@@ -36,12 +36,11 @@ def main() -> None:
     torch.manual_seed(0)
     vocab = CharVocab(tuple(chr(32 + i) for i in range(65)))
     model = CharLM(CharLMConfig(len(vocab), hidden_size=args.hidden)).eval()
-    run = LMRun(Path("."), model, vocab, {})
     lstm = to_torch(model.rnn).eval()
     options = SamplingOptions(temperature=0.8)
 
     def ours():
-        for _ in generate(run, "A", args.tokens, options, seed=0):
+        for _ in generate(model, vocab, "A", args.tokens, options, seed=0):
             pass
 
     def bare_nn_lstm():

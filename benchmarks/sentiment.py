@@ -25,21 +25,21 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tables import DATA, RUNS, fresh, markdown, save  # noqa: E402
 
-from rnnlab.tasks import classify  # noqa: E402
-from rnnlab.train import TrainConfig  # noqa: E402
+from rnnlab.tasks import classify, make_options, train  # noqa: E402
 
 IMDB = DATA / "sentiment/aclImdb_v1.tar.gz"
 
 
-def run(name: str, options: classify.ClassifyOptions) -> dict:
+def run(name: str, model: dict, data: dict, budget: dict) -> dict:
     started = time.perf_counter()
-    result, run_, test = classify.train(options, fresh(RUNS / name), progress=False)
+    options = make_options(classify.TASK, model=model, data=data, train=budget)
+    trained = train(classify.TASK, options, fresh(RUNS / name), progress=False)
+    result, test = trained.result, trained.test
     wall = (time.perf_counter() - started) / 60
     return {
         "model": name,
@@ -61,35 +61,23 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     if "imdb" in args.only:
-        base = classify.ClassifyOptions(
-            classify.ClassifySource(imdb=str(IMDB)),
-            num_layers=2,
-            max_tokens=400,
-            batch_size=64,
-            pretrain_embeddings=True,
-            train=TrainConfig(max_minutes=args.minutes_imdb - 1, eval_every=100, weight_decay=0.1),
+        data = {"imdb": str(IMDB), "max_tokens": 400, "batch_size": 64}
+        budget = {"max_minutes": args.minutes_imdb - 1, "eval_every": 100, "weight_decay": 0.1}
+        two_layers = {"num_layers": 2}
+        rows.append(
+            {"data": "IMDB", **run("imdb_bilstm_word2vec", two_layers, data | {"pretrain_embeddings": True}, budget)}
         )
-        rows.append({"data": "IMDB", **run("imdb_bilstm_word2vec", base)})
-        rows.append({"data": "IMDB", **run("imdb_bilstm_random", replace(base, pretrain_embeddings=False))})
-        bag = replace(base, baseline=True, pretrain_embeddings=False, train=TrainConfig(max_minutes=6, eval_every=100))
-        rows.append({"data": "IMDB", **run("imdb_bag", bag)})
+        rows.append({"data": "IMDB", **run("imdb_bilstm_random", two_layers, data, budget)})
+        bag = {**two_layers, "baseline": True}
+        rows.append({"data": "IMDB", **run("imdb_bag", bag, data, {"max_minutes": 6, "eval_every": 100})})
     if "sst2" in args.only:
-        base = classify.ClassifyOptions(
-            classify.ClassifySource(sst=str(DATA / "sentiment/sst")),
-            hidden_size=256,
-            num_layers=2,
-            dropout=0.5,
-            batch_size=32,
-            vocab_size=50_000,
-            pretrain_embeddings=True,
-            embedding_corpus=str(IMDB),
-            train=TrainConfig(max_steps=3000, max_minutes=args.minutes_sst, eval_every=50, lr=1e-3),
-        )
-        rows.append({"data": "SST-2", **run("sst2_bilstm_word2vec", base)})
-        random = replace(base, pretrain_embeddings=False, embedding_corpus=None)
-        rows.append({"data": "SST-2", **run("sst2_bilstm_random", random)})
-        bag = replace(random, baseline=True, train=replace(base.train, lr=2e-3))
-        rows.append({"data": "SST-2", **run("sst2_bag", bag)})
+        model = {"hidden_size": 256, "num_layers": 2, "dropout": 0.5}
+        data = {"sst": str(DATA / "sentiment/sst"), "batch_size": 32, "vocab_size": 50_000}
+        word2vec = {"pretrain_embeddings": True, "embedding_corpus": str(IMDB)}
+        budget = {"max_steps": 3000, "max_minutes": args.minutes_sst, "eval_every": 50, "lr": 1e-3}
+        rows.append({"data": "SST-2", **run("sst2_bilstm_word2vec", model, data | word2vec, budget)})
+        rows.append({"data": "SST-2", **run("sst2_bilstm_random", model, data, budget)})
+        rows.append({"data": "SST-2", **run("sst2_bag", model | {"baseline": True}, data, budget | {"lr": 2e-3})})
     print(markdown(rows))
     save("sentiment", rows)
 

@@ -9,14 +9,12 @@ Goals: JapaneseVowels test accuracy >= 97%, BasicMotions >= 95%.
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tables import DATA, RUNS, fresh, markdown, save  # noqa: E402
 
-from rnnlab.tasks import classify  # noqa: E402
-from rnnlab.train import TrainConfig  # noqa: E402
+from rnnlab.tasks import classify, make_options, train  # noqa: E402
 
 SETS = {"JapaneseVowels": 2000, "BasicMotions": 1500}  # training steps
 
@@ -24,19 +22,16 @@ SETS = {"JapaneseVowels": 2000, "BasicMotions": 1500}  # training steps
 def main() -> None:
     rows = []
     for name, steps in SETS.items():
-        src = classify.ClassifySource(
-            ts=str(DATA / f"seqclass/{name}_TRAIN.ts"), test_ts=str(DATA / f"seqclass/{name}_TEST.ts")
-        )
-        base = classify.ClassifyOptions(
-            src,
-            hidden_size=64,
-            batch_size=16,
-            dropout=0.2,
-            val_fraction=0.0,
-            train=TrainConfig(max_steps=steps, eval_every=steps, lr=3e-3),
-        )
-        for label, options in (("bidirectional LSTM", base), ("no recurrence (pooled MLP)", replace(base, baseline=True))):
-            result, _, test = classify.train(options, fresh(RUNS / f"{name}_{options.baseline}"), progress=False)
+        data = {"ts": str(DATA / f"seqclass/{name}_TRAIN.ts"), "test_ts": str(DATA / f"seqclass/{name}_TEST.ts")}
+        for label, baseline in (("bidirectional LSTM", False), ("no recurrence (pooled MLP)", True)):
+            options = make_options(
+                classify.TASK,
+                model={"hidden_size": 64, "dropout": 0.2, "baseline": baseline},
+                data={**data, "batch_size": 16, "val_fraction": 0.0},
+                train={"max_steps": steps, "eval_every": steps, "lr": 3e-3},
+            )
+            trained = train(classify.TASK, options, fresh(RUNS / f"{name}_{baseline}"), progress=False)
+            result, test = trained.result, trained.test
             rows.append(
                 {
                     "data": name,

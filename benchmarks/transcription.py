@@ -15,18 +15,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tables import DATA, RUNS, fresh, markdown, save  # noqa: E402
 
-from rnnlab.tasks import transcribe  # noqa: E402
-from rnnlab.train import TrainConfig  # noqa: E402
+from rnnlab.tasks import make_options, train, transcribe  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=15)
     args = parser.parse_args()
-    options = transcribe.TranscribeOptions(
-        str(DATA / "speech/fsdd"), train=TrainConfig(max_minutes=args.minutes, eval_every=200, lr=2e-3)
+    options = make_options(
+        transcribe.TASK,
+        data={"fsdd": str(DATA / "speech/fsdd")},
+        train={"max_minutes": args.minutes, "eval_every": 200, "lr": 2e-3},
     )
-    result, run, test = transcribe.train(options, fresh(RUNS / "transcribe"), progress=False)
+    trained = train(transcribe.TASK, options, fresh(RUNS / "transcribe"), progress=False)
+    result, test = trained.result, trained.test
     rows = [
         {
             "decoding": "greedy (best path)",
@@ -34,7 +36,7 @@ def main() -> None:
             "whole strings right": f"{100 * test['exact_greedy']:.1f}%",
         },
         {
-            "decoding": f"prefix beam search ({options.beam})",
+            "decoding": f"prefix beam search ({options.model.beam})",
             "CER": f"{100 * test['cer_beam']:.2f}%",
             "whole strings right": f"{100 * test['exact_beam']:.1f}%",
         },

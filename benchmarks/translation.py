@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tables import DATA, RUNS, fresh, markdown, save  # noqa: E402
 
-from rnnlab.tasks import translate  # noqa: E402
-from rnnlab.train import TrainConfig  # noqa: E402
+from rnnlab.tasks import make_options, train, translate  # noqa: E402
 
 
 def main() -> None:
@@ -28,19 +26,18 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60)
     parser.add_argument("--ablation-minutes", type=float, default=20)
     args = parser.parse_args()
-    source = translate.TranslateSource(folder=str(DATA / "translation/multi30k"), src_lang="de", tgt_lang="en")
-    base = translate.TranslateOptions(source, train=TrainConfig(max_minutes=args.minutes, eval_every=500, lr=2e-3))
-    variants = {
-        "LSTM encoder-decoder, additive attention": base,
-        "same, no attention (fixed context)": replace(
-            base, attention="none", train=replace(base.train, max_minutes=args.ablation_minutes)
-        ),
+    data = {"multi30k": str(DATA / "translation/multi30k"), "src_lang": "de", "tgt_lang": "en"}
+    variants = {  # (model, minutes)
+        "LSTM encoder-decoder, additive attention": ({"attention": "additive"}, args.minutes),
+        "same, no attention (fixed context)": ({"attention": "none"}, args.ablation_minutes),
     }
     rows = []
-    for label, options in variants.items():
+    for label, (model, minutes) in variants.items():
         started = time.perf_counter()
-        name = "translate_attention" if options.attention != "none" else "translate_no_attention"
-        result, run, test = translate.train(options, fresh(RUNS / name), progress=False)
+        options = make_options(translate.TASK, model=model, data=data, train={"max_minutes": minutes, "eval_every": 500})
+        name = "translate_attention" if model["attention"] != "none" else "translate_no_attention"
+        trained = train(translate.TASK, options, fresh(RUNS / name), progress=False)
+        result, test = trained.result, trained.test
         for decoding, s in test.items():
             rows.append(
                 {
@@ -54,7 +51,7 @@ def main() -> None:
                 }
             )
             print(rows[-1], flush=True)
-        print("examples:", *test[f"beam {options.beam}"]["examples"], sep="\n  ")
+        print("examples:", *test[f"beam {options.model.beam}"]["examples"], sep="\n  ")
         print(f"wall minutes: {(time.perf_counter() - started) / 60:.1f}", flush=True)
     print(markdown(rows))
     save("translation", rows)

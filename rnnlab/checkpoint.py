@@ -44,7 +44,7 @@ from safetensors.torch import save as st_save
 from torch import Tensor
 
 from rnnlab.errors import CheckpointError
-from rnnlab.io import atomic_write, fsync_folder, remove_stale_temporaries
+from rnnlab.io import atomic_write, crash_point, fsync_folder, remove_stale_temporaries
 
 FORMAT_VERSION = 2
 VERSIONS = ".versions"
@@ -103,6 +103,7 @@ def save(run_dir: Path, *, kind: str, config: dict, files: dict[str, bytes]) -> 
             if not (path.is_file() and path.stat().st_size == len(data)):  # unchanged files are kept
                 atomic_write(path, data, sync_folder=False)
         fsync_folder(versions)
+        crash_point()  # every new file in place, config.json still the old one
         atomic_write(run_dir / CONFIG_FILE, manifest)  # the commit point
     except OSError as e:
         raise CheckpointError(
@@ -119,8 +120,8 @@ def _link_plain_names(run_dir: Path, digests: dict[str, str]) -> None:
     """Give every stored file its plain name too (a hard link: no copy), for people and other tools."""
     for name, digest in digests.items():
         target, plain = run_dir / VERSIONS / stored_name(name, digest), run_dir / name
-        if plain.exists() and os.path.samefile(target, plain):
-            continue
+        if not target.is_file() or (plain.exists() and os.path.samefile(target, plain)):
+            continue  # (a folder copied without .versions/ keeps its plain files)
         tmp = run_dir / f".{name}.link.tmp"
         tmp.unlink(missing_ok=True)
         try:
@@ -128,6 +129,7 @@ def _link_plain_names(run_dir: Path, digests: dict[str, str]) -> None:
         except OSError:  # no hard links on this file system: no plain name rather than a stale one
             plain.unlink(missing_ok=True)
             continue
+        crash_point()
         os.replace(tmp, plain)
 
 
@@ -137,9 +139,31 @@ def remove_unreferenced(run_dir: Path, digests: dict[str, str]) -> None:
     versions = Path(run_dir) / VERSIONS
     for p in versions.iterdir() if versions.is_dir() else ():
         if _STORED.match(p.name) and p.name not in keep and p.is_file():
+            crash_point()
             p.unlink(missing_ok=True)
     remove_stale_temporaries(versions)
     remove_stale_temporaries(run_dir)
+
+
+def tidy(run_dir: Path) -> None:
+    """Clear what a killed save left in a run folder: temporaries, and stored files that no
+    committed config.json names (called with the run's lock held, before training goes on)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    digests = {}
+    if is_checkpoint(run_dir):
+        try:
+            digests = load(run_dir).files
+        except CheckpointError:
+            return  # a damaged folder is left as it is, for the user to look at
+    digests = {k: v for k, v in digests.items() if isinstance(v, str)}
+    try:
+        if digests and load(run_dir).config.get("format_version") == FORMAT_VERSION:
+            _link_plain_names(run_dir, digests)  # a kill may have come between the commit and the links
+        remove_unreferenced(run_dir, digests)
+    except OSError:
+        pass  # tidying is a courtesy; loading checks every file anyway
 
 
 @dataclass

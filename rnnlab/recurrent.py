@@ -44,6 +44,7 @@ from rnnlab.cells import Cell, GRUCell, LSTMCell, RNNCell, State
 from rnnlab.errors import ConfigError
 
 _TORCH_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+MAX_LAYERS = 64  # deeper stacks of recurrent layers do not train; a typo (1000000) fails here, not in memory
 
 
 @dataclass
@@ -88,8 +89,8 @@ class Recurrent(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if num_layers < 1:
-            raise ConfigError(f"num_layers must be at least 1, got {num_layers}")
+        if not 1 <= num_layers <= MAX_LAYERS:
+            raise ConfigError(f"num_layers must be in [1, {MAX_LAYERS}], got {num_layers}")
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
         self.input_size = input_size

@@ -66,6 +66,7 @@ def test_train_sample_eval_hello(capsys, run_dir, text_file):
     assert main(["hello", "--steps", "100"]) == 0
     assert "accuracy 100%" in capsys.readouterr().out
     assert sorted(p.name for p in run_dir.iterdir()) == [
+        ".lock",  # held while a process trains into the folder
         ".versions",  # the same files under content-addressed names (crash-consistent saves)
         "best.safetensors",
         "config.json",

@@ -77,7 +77,7 @@ def test_translation_trains_translates_and_draws_attention(files, tmp_path, caps
     # in a batch of sentences of different lengths each map covers its own source, not the padding
     from rnnlab.tasks import load, translate
 
-    for t in translate.translate(load(run), ["ein Kind lacht .", "zwei Hunde spielen im Schnee ."]):
+    for t in translate.translate(load(run), ["ein Kind lacht .", "zwei Hunde spielen im Schnee ."], attention=True):
         assert t.attention.shape == (len(t.target_pieces), len(t.source_pieces))
         torch.testing.assert_close(t.attention.sum(1), torch.ones(len(t.target_pieces)))
 

@@ -17,8 +17,10 @@ Bad input ends with one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+from pathlib import Path
 
 from rnnlab.cli import inside, run, use
 from rnnlab.cli.common import EXIT_BAD_INPUT, Parser
@@ -48,11 +50,42 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except RnnlabError as e:
-        print(f"rnnlab: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(str(e))
     except KeyboardInterrupt:
         print("rnnlab: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
     except BrokenPipeError:  # e.g. `rnnlab sample RUN | head`
         sys.stderr.close()
         return 0
+    except MemoryError:
+        return _fail("out of memory: this needs more than the machine has; try smaller sizes")
+    except OSError as e:  # a full disk, a folder without permission...
+        where = f"{e.filename}: " if e.filename else ""
+        return _fail(f"{where}{e.strerror or e}")
+    except Exception as e:  # a bug in rnnlab: one line here, the whole story in a file
+        if isinstance(e, RuntimeError) and "memory" in str(e).lower():
+            return _fail(f"out of memory: {str(e).splitlines()[0]}")
+        log = _write_traceback(getattr(args, "out", None))
+        first = str(e).splitlines()[0] if str(e) else ""
+        print(f"rnnlab: internal error: {type(e).__name__}: {first} (traceback in {log}; please report it)", file=sys.stderr)
+        return 1
+
+
+def _fail(message: str) -> int:
+    print(f"rnnlab: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _write_traceback(run_dir) -> Path:
+    """The traceback of the exception being handled, in RUN/crash.log (or a temporary file)."""
+    import tempfile
+    import traceback
+
+    text = traceback.format_exc()
+    folder = Path(run_dir) if run_dir is not None and Path(run_dir).is_dir() else Path(tempfile.gettempdir())
+    path = folder / ("crash.log" if folder != Path(tempfile.gettempdir()) else f"rnnlab-crash-{os.getpid()}.log")
+    try:
+        path.write_text(text)
+    except OSError:
+        path = Path("(could not be written)")
+    return path

@@ -104,10 +104,12 @@ def cmd_translate(args) -> int:
     if args.attention_map and args.attention_map.suffix.lower() != ".png":
         raise RnnlabError(f"--attention-map needs a .png file name, got {args.attention_map}")
     run = load(args.run, "translator")
-    results = translate(run, sentences, args.beam)
+    results = translate(run, sentences, args.beam, attention=bool(args.attention_map or args.attention_html))
     for t in results:
         print(t.text)
     if (args.attention_map or args.attention_html) and results[0].attention is None:
+        if results[0].parts > 1:
+            raise RnnlabError(f"the first text was translated in {results[0].parts} parts; a map needs one sentence")
         raise RnnlabError("this model has no attention (it was trained with --attention none)")
     if args.attention_map:
         t = results[0]
@@ -117,7 +119,9 @@ def cmd_translate(args) -> int:
         print(f"wrote {path}")
     if args.attention_html:
         items = [
-            (t.target_pieces, t.source_pieces, t.attention, f"{s}  \u2192  {t.text}") for s, t in zip(sentences, results)
+            (t.target_pieces, t.source_pieces, t.attention, f"{s}  \u2192  {t.text}")
+            for s, t in zip(sentences, results)
+            if t.attention is not None  # a text translated in parts has no single map
         ]
         print(f"wrote {write_attention_page(items, args.attention_html)}")
     return 0

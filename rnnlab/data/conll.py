@@ -10,6 +10,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from rnnlab.data.text import check_regular_file, max_file_bytes, read_bytes
 from rnnlab.errors import DataError
 
 Sentence = tuple[list[list[str]], list[str]]  # (per token: [word, feature...], per token: tag)
@@ -41,19 +42,24 @@ def parse_columns(text: str, name: str) -> list[Sentence]:
 
 def read_conll(path: str | Path, member: str | None = None) -> list[Sentence]:
     """Sentences from a column file, or from ``member`` inside a zip archive."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{path}: no such file")
-    if zipfile.is_zipfile(p):
-        with zipfile.ZipFile(p) as z:
-            names = [n for n in z.namelist() if n.endswith(member or "")]
-            if member is None or not names:
-                raise DataError(f"{path}: name a file inside the archive: {', '.join(z.namelist()[:6])}")
-            return parse_columns(z.read(names[0]).decode("utf-8"), f"{path}:{names[0]}")
+    p = check_regular_file(path)
+    name = str(path)
     try:
-        return parse_columns(p.read_text(encoding="utf-8"), str(path))
+        if zipfile.is_zipfile(p):
+            with zipfile.ZipFile(p) as z:
+                names = [n for n in z.namelist() if n.endswith(member or "")]
+                if member is None or not names:
+                    raise DataError(f"{path}: name a file inside the archive: {', '.join(z.namelist()[:6])}")
+                if z.getinfo(names[0]).file_size > max_file_bytes():
+                    raise DataError(f"{path}:{names[0]}: larger than rnnlab reads ({max_file_bytes():,} bytes)")
+                data, name = z.read(names[0]), f"{path}:{names[0]}"
+        else:
+            data = read_bytes(p)
+        return parse_columns(data.decode("utf-8"), name)
     except UnicodeDecodeError:
-        raise DataError(f"{path}: not valid UTF-8") from None
+        raise DataError(f"{name}: not valid UTF-8") from None
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DataError(f"{path}: not a readable zip archive ({e})") from None
 
 
 def chunk_f1(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:

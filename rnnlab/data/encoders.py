@@ -132,7 +132,7 @@ def encoder_from_dict(d: dict):
     if d.get("kind") == "words":
         return WordEncoder(WordVocab(tuple(d["words"])), d.get("max_tokens"))
     if d.get("kind") == "features":
-        return FeatureEncoder(np.array(d["mean"]), np.array(d["std"]))
+        return FeatureEncoder(np.array(d["mean"], dtype=np.float32), np.array(d["std"], dtype=np.float32))  # as fitted
     if d.get("kind") == "columns":
         return ColumnEncoder([WordVocab(tuple(words)) for words in d["vocabs"]])
     raise DataError(f"unknown input encoder {d.get('kind')!r}")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab.data.text import check_regular_file, read_text
 from rnnlab.data.tokens import IGNORE
 from rnnlab.errors import DataError
 
@@ -32,23 +33,32 @@ def read_hapt(folder: str | Path) -> tuple[list[Recording], list[str]]:
     root = Path(folder)
     if not (root / "labels.txt").is_file() or not (root / "activity_labels.txt").is_file():
         raise DataError(f"{folder}: expected labels.txt and activity_labels.txt (the HAPT raw data)")
-    names = []
-    for line in (root / "activity_labels.txt").read_text().splitlines():
-        if line.strip():
-            _, name = line.split(maxsplit=1)
-            names.append(name.strip().replace("\\_", "_"))
-    segments = np.loadtxt(root / "labels.txt", dtype=np.int64, ndmin=2)
-    recordings = []
-    for path in sorted(root.glob("acc_exp*_user*.txt")):
-        exp, user = map(int, re.findall(r"\d+", path.stem))
-        frames = np.loadtxt(path, dtype=np.float32, ndmin=2)
-        labels = np.full(len(frames), IGNORE, dtype=np.int64)
-        for _, _, activity, start, end in segments[(segments[:, 0] == exp) & (segments[:, 1] == user)]:
-            labels[start - 1 : end] = activity - 1
-        recordings.append(Recording(exp, user, frames, labels))
+    try:
+        names = [line.split(maxsplit=1)[1].strip().replace("\\_", "_") for line in _lines(root / "activity_labels.txt")]
+        segments = np.loadtxt(check_regular_file(root / "labels.txt"), dtype=np.int64, ndmin=2)
+        if segments.size and segments.shape[1] != 5:
+            raise ValueError("labels.txt needs 5 columns: exp user activity start end")
+        recordings = []
+        for path in sorted(root.glob("acc_exp*_user*.txt")):
+            exp, user = map(int, re.findall(r"\d+", path.stem)[:2])
+            frames = np.loadtxt(check_regular_file(path), dtype=np.float32, ndmin=2)
+            if frames.shape[1] != 3 or not np.isfinite(frames).all():
+                raise ValueError(f"{path.name} needs 3 finite numbers per line")
+            labels = np.full(len(frames), IGNORE, dtype=np.int64)
+            for _, _, activity, start, end in segments[(segments[:, 0] == exp) & (segments[:, 1] == user)]:
+                if not (1 <= activity <= len(names) and 1 <= start <= end <= len(frames)):
+                    raise ValueError(f"labels.txt: segment {start}-{end} of activity {activity} does not fit {path.name}")
+                labels[start - 1 : end] = activity - 1
+            recordings.append(Recording(exp, user, frames, labels))
+    except (ValueError, IndexError) as e:
+        raise DataError(f"{folder}: not the HAPT raw data layout ({e})") from None
     if not recordings:
         raise DataError(f"{folder}: no acc_expNN_userNN.txt recordings")
     return recordings, names
+
+
+def _lines(path: Path) -> list[str]:
+    return [line for line in read_text(path).splitlines() if line.strip()]
 
 
 # Split by recording: each of the four users recorded two sessions; the first of every user trains,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
+from rnnlab.data.text import check_regular_file, read_bytes
 from rnnlab.errors import DataError
 
 SPLITS = ("train", "test")
@@ -19,9 +20,7 @@ SPLITS = ("train", "test")
 def read_imdb(tarball: str | Path) -> dict[str, tuple[list[str], list[int]]]:
     """{'train': (texts, labels), 'test': (texts, labels), 'unsup': (texts, [])}: 25,000, 25,000 and
     50,000 reviews, in the tarball's order."""
-    path = Path(tarball)
-    if not path.is_file():
-        raise DataError(f"{tarball}: no such file (expected aclImdb_v1.tar.gz)")
+    path = check_regular_file(tarball)
     out: dict[str, tuple[list[str], list[int]]] = {s: ([], []) for s in (*SPLITS, "unsup")}
     try:
         with tarfile.open(path, "r:*") as tar:
@@ -40,6 +39,8 @@ def read_imdb(tarball: str | Path) -> dict[str, tuple[list[str], list[int]]]:
                 labels.append(int(parts[2] == "pos"))
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataError(f"{tarball}: not a readable tar archive ({e})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{tarball}: holds a review that is not UTF-8 (expected aclImdb_v1.tar.gz)") from None
     if not out["train"][0]:
         raise DataError(f"{tarball}: holds no aclImdb/train/{{pos,neg}}/*.txt reviews")
     return out
@@ -47,11 +48,12 @@ def read_imdb(tarball: str | Path) -> dict[str, tuple[list[str], list[int]]]:
 
 def read_sst(path: str | Path) -> tuple[list[str], list[int]]:
     """One ``label sentence`` per line (the harvardnlp stsa.* files)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{path}: no such file")
+    try:
+        lines = read_bytes(path).decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not valid UTF-8") from None
     texts, labels = [], []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         label, _, sentence = line.partition(" ")

@@ -16,16 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab.data.text import read_bytes
 from rnnlab.errors import DataError
 
 
 def read_ts(path: str | Path) -> tuple[list[np.ndarray], list[str]]:
     """([(T_i, D) float32 arrays], [label strings])."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{path}: no such file")
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        lines = read_bytes(path).decode("utf-8").splitlines()
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a UTF-8 .ts file") from None
     series, labels, in_data, dims = [], [], False, None
@@ -35,11 +33,16 @@ def read_ts(path: str | Path) -> tuple[list[np.ndarray], list[str]]:
             continue
         if not in_data:
             if line.lower().startswith("@dimensions"):
-                dims = int(line.split()[1])
+                value = line.split()[1:2]
+                if not value or not value[0].isdigit() or int(value[0]) < 1:
+                    raise DataError(f"{path}:{n}: expected '@dimensions N', got {line[:60]!r}")
+                dims = int(value[0])
             if line.lower() == "@data":
                 in_data = True
             continue
         *fields, label = line.split(":")
+        if not fields:
+            raise DataError(f"{path}:{n}: expected values:...:label, got {line[:60]!r}")
         if dims is not None and len(fields) != dims:
             raise DataError(f"{path}:{n}: expected {dims} dimensions, got {len(fields)}")
         try:

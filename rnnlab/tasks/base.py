@@ -45,6 +45,8 @@ from rnnlab import callbacks as cb
 from rnnlab import checkpoint
 from rnnlab.config import Config, field_types
 from rnnlab.errors import CheckpointError, ConfigError, RnnlabError
+from rnnlab.io import RunLock
+from rnnlab.resources import check_fits
 from rnnlab.train import Trainer, TrainResult
 
 
@@ -99,6 +101,10 @@ class Task:
 
     def build(self, config: Config) -> nn.Module:
         raise NotImplementedError
+
+    def check_learned(self, learned, config: Config) -> None:
+        """Refuse (ValueError) what was learned that does not fit the model config it was saved with
+        (a vocabulary of another size...): config.json may have been edited."""
 
     def init_model(self, model: nn.Module, learned) -> None:
         """Set weights from what was learned (pretrained vectors...); called once, before training."""
@@ -221,6 +227,13 @@ def upgrade(task: Task, config: dict) -> dict:
     """config.json of format 1 in format 2's shape: ``options`` as its three parts, ``learned``."""
     if config.get("format_version") != 1:
         return config
+    try:
+        return _upgrade(task, config)
+    except (AttributeError, TypeError, ValueError) as e:
+        raise CheckpointError(f"config.json (format 1) is not as rnnlab wrote it ({e})") from None
+
+
+def _upgrade(task: Task, config: dict) -> dict:
     reserved = {"format_version", "kind", "options", "model", "data", "train", "progress", "files"}
     old = config.get("options")
     if isinstance(old, dict):  # every task but the character model kept its options flat
@@ -262,6 +275,12 @@ def train(
     replaces the saved budget, so that a run can be extended.
     """
     out = Path(out)
+    with RunLock(out):
+        checkpoint.tidy(out)
+        return _train(task, options, out, resume, budget, progress, callbacks)
+
+
+def _train(task: Task, options, out: Path, resume: bool, budget, progress: bool, callbacks) -> Trained:
     saved = None
     if resume:
         ckpt = checkpoint.load(out, task.kind)
@@ -277,8 +296,9 @@ def train(
     raw = task.read(options)
     learned = task.fit(options, raw) if saved is None else _load_learned(task, saved, ckpt)
     data = task.encode(options, learned, raw)
-    torch.manual_seed(options.train.seed)
     config = task.model_config(options, learned)
+    check_fits(task.build, config, training=True)
+    torch.manual_seed(options.train.seed)
     model = task.build(config)
     if saved is None:
         task.init_model(model, learned)
@@ -319,12 +339,14 @@ def load(path: str | Path, kind: str | None = None) -> Run:
     ckpt = checkpoint.load(path, kind)
     task = by_kind(ckpt.config["kind"], path)
     config = upgrade(task, ckpt.config)
+    learned = _load_learned(task, config, ckpt)
     try:
         options = task.Options.from_dict(config.get("options") or {})
         model_config = task.ModelConfig.from_dict(config.get("model") or {})
-    except RnnlabError as e:
+        task.check_learned(learned, model_config)
+    except (RnnlabError, ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: config.json does not describe a {task.kind} run ({e})") from None
-    learned = _load_learned(task, config, ckpt)
+    check_fits(task.build, model_config, training=False)
     model = task.build(model_config)
     checkpoint.load_module_state(model, ckpt.best_state(), ckpt.path)
     return task.Run(ckpt.path, task, model.eval(), learned, options, config)

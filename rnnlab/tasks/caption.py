@@ -21,7 +21,7 @@ from rnnlab.data.captions import CaptionBatches, CaptionData, caption_vocab, enc
 from rnnlab.data.images import grid_statistics, load_image, normalise, pixel_statistics
 from rnnlab.data.tokens import BOS, EOS
 from rnnlab.data.words import WordVocab
-from rnnlab.decoding import beam_search, greedy_decode
+from rnnlab.decoding import beam_search, check_beam, greedy_decode
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.evaluation import caption_bleu4
 from rnnlab.models.generator import Captioner, CaptionerConfig
@@ -42,8 +42,7 @@ class CaptionerModel(Config):
     beam: int = 3  # [K] beam width for the test set and for captioning
 
     def __post_init__(self) -> None:
-        if self.beam < 1:
-            raise ConfigError(f"beam width must be at least 1, got {self.beam}")
+        check_beam(self.beam)
 
 
 @dataclass(frozen=True)
@@ -158,6 +157,10 @@ class CaptionTask(Task):
             dropout=m.dropout,
         )
 
+    def check_learned(self, learned: CaptionerLearned, config: CaptionerConfig) -> None:
+        if len(learned.vocab) != config.vocab:
+            raise ValueError(f"{len(learned.vocab)} words in the vocabulary, but a model of {config.vocab}")
+
     def build(self, config: CaptionerConfig) -> Captioner:
         return Captioner(config)
 
@@ -195,8 +198,7 @@ class CaptionTask(Task):
         if not inputs:
             raise DataError("give image files to caption")
         beam = run.options.model.beam if beam is None else beam
-        if beam < 1:
-            raise ConfigError(f"beam width must be at least 1, got {beam}")
+        check_beam(beam)
         images = normalise(np.stack([load_image(p) for p in inputs]), run.learned.pixel_mean, run.learned.pixel_std)
         return list(zip(inputs, describe_images(run.model, run.learned.vocab, images, beam)))
 

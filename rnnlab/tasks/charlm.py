@@ -179,6 +179,10 @@ class CharLMTask(Task):
     def model_config(self, options, learned) -> CharLMConfig:
         return CharLMConfig(vocab_size=len(learned.vocab), **options.model.to_dict())
 
+    def check_learned(self, learned: CharLearned, config: CharLMConfig) -> None:
+        if len(learned.vocab) != config.vocab_size:
+            raise ValueError(f"{len(learned.vocab)} characters in the vocabulary, but a model of {config.vocab_size}")
+
     def build(self, config: CharLMConfig) -> CharLM:
         return CharLM(config)
 

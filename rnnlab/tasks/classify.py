@@ -199,6 +199,12 @@ class ClassifyTask(Task):
             recurrent=not m.baseline,
         )
 
+    def check_learned(self, learned: ClassifierLearned, config: ClassifierConfig) -> None:
+        if len(learned.labels) != config.num_classes or learned.encoder.input_config() != {
+            k: getattr(config, k) for k in learned.encoder.input_config()
+        }:
+            raise ValueError("the labels or the input encoder do not fit the model's sizes")
+
     def build(self, config: ClassifierConfig):
         return build_classifier(config)
 

@@ -165,7 +165,13 @@ class ForecastTask(Task):
     Options, ModelConfig, Learned, EvalData = ForecastOptions, ForecasterConfig, ForecasterLearned, SeriesToScore
 
     def read(self, options: ForecastOptions) -> Prepared:
-        return options.data.prepare()
+        prepared, season = options.data.prepare(), options.data.season
+        if season is not None and season >= prepared.fit_end:
+            raise DataError(
+                f"{options.data.csv}: a season of {season} steps is longer than the series' training part "
+                f"({prepared.fit_end} steps)"
+            )
+        return prepared
 
     def fit(self, options, prepared: Prepared) -> ForecasterLearned:
         return ForecasterLearned(prepared.scaling, prepared.columns)
@@ -188,6 +194,13 @@ class ForecastTask(Task):
             recurrent=not m.baseline,
             window=d.window,
         )
+
+    def check_learned(self, learned: ForecasterLearned, config: ForecasterConfig) -> None:
+        s = learned.scaling
+        if not (len(learned.columns) == len(s.diff_std) == config.input_size and 0 <= s.target < len(learned.columns)):
+            raise ValueError("the scaling, the columns and the model's input size disagree")
+        if not (np.isfinite(s.diff_std).all() and (s.diff_std > 0).all()):
+            raise ValueError("the scaling must be positive and finite")
 
     def build(self, config: ForecasterConfig):
         return build_forecaster(config)

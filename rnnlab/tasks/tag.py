@@ -165,6 +165,12 @@ class TagTask(Task):
             recurrent=not m.baseline,
         )
 
+    def check_learned(self, learned: TaggerLearned, config: TaggerConfig) -> None:
+        if len(learned.tags) != config.num_tags or learned.encoder.input_config() != {
+            k: getattr(config, k) for k in learned.encoder.input_config()
+        }:
+            raise ValueError("the tags or the input encoder do not fit the model's sizes")
+
     def build(self, config: TaggerConfig):
         return build_tagger(config)
 

@@ -18,7 +18,7 @@ from rnnlab.cells import CellName
 from rnnlab.config import Config
 from rnnlab.data.audio import N_MELS, log_mel, read_wav
 from rnnlab.data.fsdd import SpeechBatch, SpeechBatches, fixed_set, make_batch, read_fsdd
-from rnnlab.decoding import ctc_decode
+from rnnlab.decoding import check_beam, ctc_decode
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.evaluation import cer
 from rnnlab.models.ctc import CTCConfig, CTCModel
@@ -35,8 +35,7 @@ class TranscriberModel(Config):
     beam: int = 8  # [K] prefix beam width for the test set and for transcribing, 1 for greedy
 
     def __post_init__(self) -> None:
-        if self.beam < 1:
-            raise ConfigError(f"beam width must be at least 1, got {self.beam}")
+        check_beam(self.beam)
 
 
 @dataclass(frozen=True)
@@ -172,8 +171,7 @@ class TranscribeTask(Task):
         if not inputs:
             raise DataError("give audio files to transcribe")
         beam = run.options.model.beam if beam is None else beam
-        if beam < 1:
-            raise ConfigError(f"beam width must be at least 1, got {beam}")
+        check_beam(beam)
         audio = [read_wav(p) for p in inputs]
         short = [p for p, a in zip(inputs, audio) if len(a) < 400]
         if short:

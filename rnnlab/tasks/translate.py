@@ -10,6 +10,7 @@ translated with greedy decoding and with beam search.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -22,14 +23,14 @@ from rnnlab.data.batching import eval_batches
 from rnnlab.data.parallel import PairBatches, folder_files, pair_batch, read_pairs
 from rnnlab.data.subwords import Subwords
 from rnnlab.data.tokens import BOS, EOS, PAD, UNK
-from rnnlab.decoding import decode_sequences
+from rnnlab.decoding import check_beam, decode_sequences
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from rnnlab.tasks.base import Learned, Task
 from rnnlab.train import TrainConfig
 
 VAL_SENTENCES = 500  # validation BLEU is measured on the first 500 sentences (greedy)
-MAX_SOURCE_PIECES = 1000  # a longer input is translated sentence by sentence (and cut if one is longer)
+MAX_TEST_PIECES = 1000  # a test sentence longer than this is cut (decoding time grows with its square)
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,7 @@ class TranslatorModel(Config):
     alpha: float = 1.0  # [X] length normalisation of beam scores (0: raw log-probability, 1: per token)
 
     def __post_init__(self) -> None:
-        if self.beam < 1:
-            raise ConfigError(f"beam width must be at least 1, got {self.beam}")
+        check_beam(self.beam)
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class TranslatorLearned(Learned):
 def bleu(model, learned: TranslatorLearned, src_lines, references, beam: int, alpha: float) -> tuple[float, list[str]]:
     import sacrebleu
 
-    items = [torch.tensor(learned.src_words.encode(s)[:MAX_SOURCE_PIECES] + [EOS]) for s in src_lines]
+    items = [torch.tensor(learned.src_words.encode(s)[:MAX_TEST_PIECES] + [EOS]) for s in src_lines]
     texts = [learned.tgt_words.decode(h.tokens) for h in decode_sequences(model, items, beam, alpha, BOS, EOS, PAD)]
     return float(sacrebleu.corpus_bleu(texts, [references]).score), texts
 
@@ -139,38 +139,53 @@ class Translation:
     text: str
     source_pieces: list[str]
     target_pieces: list[str]
-    attention: torch.Tensor | None  # (target pieces + EOS, source pieces + EOS)
+    attention: torch.Tensor | None  # (target pieces + EOS, source pieces + EOS); None for a text split in parts
+    parts: int = 1  # a text too long for one pass is translated sentence by sentence
 
 
-def translate(run, sentences: list[str], beam: int | None = None) -> list[Translation]:
-    """Each sentence translated with beam search (the run's beam width unless given), with its attention."""
+def split_long(words: Subwords, text: str, limit: int) -> list[list[int]]:
+    """The subword ids of ``text`` in parts of at most ``limit``: one part if it fits, else its
+    sentences (split after . ! ?), a sentence that is still too long cut into runs of ``limit``."""
+    ids = words.encode(text)
+    if len(ids) <= limit:
+        return [ids]
+    parts = []
+    for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
+        piece = words.encode(sentence)
+        parts += [piece[k : k + limit] for k in range(0, len(piece), limit)]
+    return [p for p in parts if p]
+
+
+def translate(run, sentences: list[str], beam: int | None = None, attention: bool = False) -> list[Translation]:
+    """Each sentence translated with beam search (the run's beam width unless given), with its
+    attention weights if asked. A text longer than the longest training sentence (``max_len``
+    pieces) is translated sentence by sentence, in runs of ``max_len`` pieces if need be: the model
+    knows nothing longer, and the time stays linear in the text's length."""
     beam = run.options.model.beam if beam is None else beam
-    if beam < 1:
-        raise ConfigError(f"beam width must be at least 1, got {beam}")
+    check_beam(beam)
     words: TranslatorLearned = run.learned
     beam = min(beam, len(words.tgt_words))
-    items = []
+    parts = []  # per sentence, the ids of its parts
     for s in sentences:
         if not s.strip():
             raise DataError("cannot translate an empty sentence")
-        ids = words.src_words.encode(s)
-        if all(i == UNK for i in ids):
+        ids = split_long(words.src_words, s, run.options.data.max_len)
+        if all(i == UNK for part in ids for i in part):
             raise DataError(f"{s[:60]!r}: none of its pieces are in the source vocabulary")
-        if len(ids) > MAX_SOURCE_PIECES:
-            raise DataError(
-                f"{s[:60]!r}...: {len(ids):,} pieces, more than {MAX_SOURCE_PIECES:,} in one sentence; "
-                "give one sentence per line (--file)"
-            )
-        items.append(torch.tensor(ids + [EOS]))
-    hyps = decode_sequences(run.model, items, beam, run.options.model.alpha, BOS, EOS, PAD, record_attention=True)
+        parts.append(ids)
+    items = [torch.tensor(part + [EOS]) for ids in parts for part in ids]
+    hyps = iter(decode_sequences(run.model, items, beam, run.options.model.alpha, BOS, EOS, PAD, record_attention=attention))
     out = []
-    for x, h in zip(items, hyps):
-        target = words.tgt_words.pieces(h.tokens) + ["</s>"]
-        if h.attention is not None:
-            target = target[: h.attention.shape[0]]  # no </s> row when decoding ran out of steps
-        source = words.src_words.pieces(x[:-1].tolist()) + ["</s>"]
-        attention = None if h.attention is None else h.attention[:, : len(source)]  # not the batch's padding
-        out.append(Translation(words.tgt_words.decode(h.tokens), source, target, attention))
+    for ids in parts:
+        done = [next(hyps) for _ in ids]
+        text = " ".join(words.tgt_words.decode(h.tokens) for h in done)
+        source = words.src_words.pieces([i for part in ids for i in part]) + ["</s>"]
+        target = words.tgt_words.pieces([t for h in done for t in h.tokens]) + ["</s>"]
+        attention = done[0].attention if len(ids) == 1 else None
+        if attention is not None:
+            target = target[: attention.shape[0]]  # no </s> row when decoding ran out of steps
+            attention = attention[:, : len(source)]  # not the batch's padding
+        out.append(Translation(text, source, target, attention, len(ids)))
     return out
 
 
@@ -212,6 +227,10 @@ class TranslateTask(Task):
             dropout=m.dropout,
             label_smoothing=m.label_smoothing,
         )
+
+    def check_learned(self, learned: TranslatorLearned, config: Seq2SeqConfig) -> None:
+        if (len(learned.src_words), len(learned.tgt_words)) != (config.src_vocab, config.tgt_vocab):
+            raise ValueError("the subword vocabularies do not fit the model's sizes")
 
     def build(self, config: Seq2SeqConfig) -> Seq2Seq:
         return Seq2Seq(config)
