@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rnnlab.device import device_of
 from rnnlab.errors import ConfigError
 
 MAX_BEAM = 100  # the widest beam the tasks accept: wider ones find nothing better and cost memory in proportion
@@ -41,7 +42,7 @@ class SamplingOptions:
 
 
 def sample_next(logits: Tensor, options: SamplingOptions, generator: torch.Generator | None = None) -> Tensor:
-    """logits (B, V) -> token ids (B,)."""
+    """logits (B, V) -> token ids (B,); a ``generator`` must be on the logits' device."""
     if options.temperature == 0:
         return logits.argmax(-1)
     logits = logits / options.temperature
@@ -79,10 +80,10 @@ def greedy_decode(
 ) -> list[Hypothesis]:
     """The most likely next token at every step, for a whole batch at once."""
     memory, state = model.encode(src, lengths)
-    batch = src.shape[0]
-    y = torch.full((batch,), bos, dtype=torch.int64)
-    done = torch.zeros(batch, dtype=torch.bool)
-    tokens, scores, weights = [], torch.zeros(batch), []
+    batch, device = src.shape[0], src.device
+    y = torch.full((batch,), bos, dtype=torch.int64, device=device)
+    done = torch.zeros(batch, dtype=torch.bool, device=device)
+    tokens, scores, weights = [], torch.zeros(batch, device=device), []
     for _ in range(max_len):
         log_probs, state, w = model.step(y, state, memory)
         best, y = log_probs.max(-1)
@@ -125,13 +126,13 @@ def beam_search(
     if beam < 1:
         raise ConfigError(f"beam width must be at least 1, got {beam}")
     memory, state = model.encode(src, lengths)
-    B, K = src.shape[0], beam
+    B, K, device = src.shape[0], beam, src.device
     memory = memory.expand(K)
     state = tuple(s.repeat_interleave(K, dim=0) for s in state)
-    scores = torch.full((B, K), float("-inf"))
+    scores = torch.full((B, K), float("-inf"), device=device)
     scores[:, 0] = 0.0  # at first one live hypothesis per source (the K copies are identical)
-    y = torch.full((B * K,), bos, dtype=torch.int64)
-    history = torch.zeros(B * K, 0, dtype=torch.int64)  # tokens so far, per live hypothesis
+    y = torch.full((B * K,), bos, dtype=torch.int64, device=device)
+    history = torch.zeros(B * K, 0, dtype=torch.int64, device=device)  # tokens so far, per live hypothesis
     attention = None  # (B*K, steps, S) attention so far, per live hypothesis, when recorded
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
 
@@ -157,10 +158,10 @@ def beam_search(
         live = ~(token == eos)
         pick = (live & ((live.cumsum(-1) - 1) < K)).float().argsort(dim=-1, descending=True, stable=True)[:, :K]
         picked_live = live.gather(1, pick)  # False where fewer than K non-EOS extensions exist
-        scores = torch.where(picked_live, top_scores.gather(1, pick), torch.tensor(float("-inf")))
-        done = torch.tensor([len(f) >= K for f in finished])
+        scores = torch.where(picked_live, top_scores.gather(1, pick), torch.tensor(float("-inf"), device=device))
+        done = torch.tensor([len(f) >= K for f in finished], device=device)
         scores[done] = float("-inf")
-        rows = (torch.arange(B)[:, None] * K + origin.gather(1, pick)).view(-1)  # (B*K,) parent of each new one
+        rows = (torch.arange(B, device=device)[:, None] * K + origin.gather(1, pick)).view(-1)  # (B*K,) parents
         new_tokens = token.gather(1, pick).view(-1)
         if record_attention and weights is not None:
             now = weights[rows][:, None]  # (B*K, 1, S)
@@ -203,7 +204,7 @@ def decode_sequences(
             idx = order[start : start + batch_size]
             seqs = [items[i] for i in idx]
             lengths = torch.tensor([len(s) for s in seqs])
-            src = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=pad)
+            src = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=pad).to(device_of(model))
             max_len = int(lengths.max()) * 2 + 10
             if beam == 1:
                 hyps = greedy_decode(model, src, lengths, max_len, bos, eos, record_attention)

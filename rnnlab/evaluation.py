@@ -21,6 +21,7 @@ from rnnlab.data.batching import eval_batches
 from rnnlab.data.conll import chunk_f1
 from rnnlab.data.streams import eval_batches as stream_batches
 from rnnlab.data.tokens import IGNORE
+from rnnlab.device import device_of
 from rnnlab.models.tagger import tagging_loss
 
 LN2 = math.log(2)
@@ -38,15 +39,15 @@ class TextScore:
 
 def score_tokens(model, tokens: Tensor, batch_size: int = 32, seq_len: int = 256) -> TextScore:
     """Mean cross-entropy of every next token of ``tokens``, state carried through the stream."""
-    total, count, state = 0.0, 0, None
+    total, count, state, device = 0.0, 0, None, device_of(model)
     with torch.inference_mode():
         for batch in stream_batches(tokens, batch_size, seq_len):
             if batch.reset:
                 state = None
             elif batch.keep_rows is not None:
                 state = tuple(s[:, batch.keep_rows] for s in state)  # (L, B, H) -> (L, rows, H)
-            logits, state = model(batch.inputs, state=state)
-            total += float(F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), reduction="sum"))
+            logits, state = model(batch.inputs.to(device), state=state)
+            total += float(F.cross_entropy(logits.flatten(0, 1), batch.targets.to(device).flatten(), reduction="sum"))
             count += batch.num_tokens
     return TextScore(count, total / count)
 
@@ -58,12 +59,12 @@ def classification_scores(model, items: list, labels: list[int], names: list[str
 
     model.eval()
     predictions = np.zeros(len(items), dtype=np.int64)
-    total = 0.0
+    total, device = 0.0, device_of(model)
     with torch.inference_mode():
         for batch in eval_batches(items, batch_size, labels=labels):
-            logits, _ = model(batch.inputs, batch.lengths)
-            total += float(F.cross_entropy(logits, batch.labels, reduction="sum"))
-            predictions[batch.index.numpy()] = logits.argmax(-1).numpy()
+            logits, _ = model(batch.inputs.to(device), batch.lengths)
+            total += float(F.cross_entropy(logits, batch.labels.to(device), reduction="sum"))
+            predictions[batch.index.numpy()] = logits.argmax(-1).cpu().numpy()
     y = np.array(labels)
     return {
         "examples": len(items),
@@ -80,15 +81,15 @@ def tagging_scores(model, items: list, targets: list, names: list[str], batch_si
     from sklearn.metrics import f1_score
 
     model.eval()
-    total, count, gold, pred, seqs = 0.0, 0, [], [], [None] * len(items)
+    total, count, gold, pred, seqs, device = 0.0, 0, [], [], [None] * len(items), device_of(model)
     with torch.inference_mode():
         for batch in eval_batches(items, batch_size, targets=targets):
-            logits, _ = model(batch.inputs, batch.lengths)
+            logits, _ = model(batch.inputs.to(device), batch.lengths)
             known = torch.where(batch.targets >= logits.shape[-1], IGNORE, batch.targets)  # unseen tags: no loss
             n = int((known != IGNORE).sum())
-            total += float(tagging_loss(logits, known)) * n if n else 0.0
+            total += float(tagging_loss(logits, known.to(device))) * n if n else 0.0
             count += n
-            guess = logits.argmax(-1)
+            guess = logits.argmax(-1).cpu()
             for row, i in enumerate(batch.index.tolist()):
                 length = int(batch.lengths[row])
                 t, g = batch.targets[row, :length], guess[row, :length]

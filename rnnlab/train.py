@@ -34,6 +34,12 @@ that climbs far above where it started is warned about once.
 Ctrl-C or SIGTERM stops after the current step and saves a checkpoint; ``resume=True`` reloads it
 (weights, optimiser moments, RNG, carried state, step, elapsed time) and goes on. A run stopped and
 resumed under a step budget ends with exactly the weights of an uninterrupted run.
+
+Devices and processes: the model and every batch go to ``device``; ``config.precision`` picks
+float32 or mixed precision (``rnnlab.device``). Under torchrun (``world``, ``rnnlab.distributed``)
+each process trains on its share of every batch through DistributedDataParallel; the processes
+agree after each step on the loss, on whether it was finite and on whether to stop, and only rank 0
+saves.
 """
 
 from __future__ import annotations
@@ -52,9 +58,11 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab import checkpoint
+from rnnlab import distributed as dist
 from rnnlab.callbacks import Callback
 from rnnlab.cells import State
 from rnnlab.config import Config
+from rnnlab.device import Precision, autocast, check_precision, grad_scaler, rng_states, set_rng_states, to_device
 from rnnlab.errors import CheckpointError, ConfigError, RnnlabError
 
 MAX_BAD_STEPS = 5  # non-finite steps in a row before training stops
@@ -76,6 +84,7 @@ class TrainConfig(Config):
     eval_every: int = 250  # [N] evaluate and save every N steps
     patience: int = 0  # [N] stop after N evaluations without a new best, 0 never
     seed: int = 0  # [S] random seed
+    precision: Precision = "fp32"  # arithmetic of training: fp32, or bf16 / fp16 mixed precision (weights stay fp32)
 
     def __post_init__(self) -> None:
         if not self.lr > 0 or not math.isfinite(self.lr):
@@ -156,11 +165,19 @@ class Trainer:
         describe: Callable[[], dict],
         attachments: dict[str, bytes] | None = None,
         callbacks: Sequence[Callback] = (),
+        device: torch.device | None = None,
+        world: dist.World | None = None,
     ) -> None:
-        self.model, self.batches, self.evaluate, self.config = model, batches, evaluate, config
+        self.device = device or torch.device("cpu")
+        self.world = world or dist.World()
+        check_precision(config.precision, self.device)
+        self.model = model.to(self.device)
+        self.batches, self.evaluate, self.config = batches, evaluate, config
         self.run_dir, self.kind, self.describe = Path(run_dir), kind, describe
         self.attachments = attachments or {}
-        self.callbacks = list(callbacks)
+        self.callbacks = list(callbacks) if self.world.main else []
+        self.engine = dist.engine(self.model, self.world, self.device)  # model.loss, or DDP around it
+        self.scaler = grad_scaler(self.device, config.precision)
         # weight decay on weight matrices only: not on biases, gains or embedding tables
         tables = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
         decay = [p for p in model.parameters() if p.dim() >= 2 and id(p) not in tables]
@@ -187,6 +204,8 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
 
     def save(self) -> None:
+        if not self.world.main:
+            return  # rank 0 alone writes the run folder
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             raise TrainingDiverged(f"the weights are no longer finite at step {self.step}; nothing was saved")
         meta = {
@@ -201,7 +220,7 @@ class Trainer:
             ],
             "carry_size": 0 if self.carry is None else len(self.carry),
         }
-        tensors: dict[str, Tensor] = {"rng.torch": torch.get_rng_state()}
+        tensors: dict[str, Tensor] = rng_states(self.device)
         for index, state in self.optimizer.state_dict()["state"].items():
             for name, value in state.items():
                 tensors[f"optimizer.{index}.{name}"] = torch.as_tensor(value)
@@ -238,12 +257,13 @@ class Trainer:
             for group, saved in zip(self.optimizer.state_dict()["param_groups"], meta["param_groups"]):
                 opt_state["param_groups"].append({**saved, "params": group["params"]})
             self.optimizer.load_state_dict(opt_state)
-            torch.set_rng_state(tensors["rng.torch"])
-            self.carry = tuple(tensors[f"carry.{i}"] for i in range(meta["carry_size"])) or None
+            set_rng_states(tensors, self.device)
+            self.carry = tuple(tensors[f"carry.{i}"].to(self.device) for i in range(meta["carry_size"])) or None
             self.step, self.elapsed = int(meta["step"]), float(meta["elapsed"])
             self.last_eval, self.best_eval, self.best_step = meta["last_eval"], meta["best_eval"], meta["best_step"]
             self.evals_since_best = meta["evals_since_best"]
             self.best_state = ckpt.best_state() if self.best_step is not None else None
+            self.best_state = None if self.best_state is None else {k: v.to(self.device) for k, v in self.best_state.items()}
         except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as e:
             raise CheckpointError(f"{self.run_dir}: trainer state is incomplete or does not fit ({e})") from None
         self.checkpoint = ckpt
@@ -296,18 +316,27 @@ class Trainer:
 
     def _train_step(self, batch) -> tuple[float, float]:
         """One optimiser step; returns (loss, gradient norm before clipping). A non-finite loss or
-        gradient leaves the weights and the optimiser untouched."""
-        loss, carry = self.model.loss(batch, self.carry)
+        gradient leaves the weights and the optimiser untouched (on every process alike)."""
+        with autocast(self.device, self.config.precision):
+            loss, carry = self.engine(batch, self.carry)
         self.optimizer.zero_grad(set_to_none=True)
         value = loss.item()
-        if math.isfinite(value):
-            loss.backward()
+        finite = dist.agree(self.world, [float(not math.isfinite(value))])[0] == 0  # finite on every process
+        value = dist.mean(self.world, value)  # the loss of the whole batch
+        if finite:
+            (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+            if self.scaler is not None:
+                self.scaler.unscale_(self.optimizer)
             clip = self.config.clip_norm if self.config.clip_norm > 0 else math.inf
             norm = float(torch.nn.utils.clip_grad_norm_(list(self.model.parameters()), clip))
         else:
             norm = math.nan
+        if self.scaler is not None and finite:  # fp16: the scaler skips steps that overflowed, and adapts
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         if math.isfinite(value) and math.isfinite(norm):
-            self.optimizer.step()
+            if self.scaler is None:
+                self.optimizer.step()
             self.carry = detach_state(carry)
             self._bad_steps = 0
         else:
@@ -344,11 +373,11 @@ class Trainer:
         self.model.train()
         tokens_window, time_window = 0, 0.0
         started = time.perf_counter() - self.elapsed
-        done = self._progress() >= 1.0
+        done, stopping = self._progress() >= 1.0, self._stop_signal is not None
         evaluated = True  # nothing new to save yet
-        while not done and self._stop_signal is None:
+        while not done and not stopping:  # both agreed by every process, so that they stop together
             t0 = time.perf_counter()
-            batch = self.batches.batch(self.step)
+            batch = dist.share(to_device(self.batches.batch(self.step), self.device), self.world)
             if batch.reset:
                 self.carry = None
             lr = lr_at(c, self.step + 1, self._progress())
@@ -367,7 +396,9 @@ class Trainer:
                 "grad_norm": norm,
             }
             self.elapsed = time.perf_counter() - started
-            done = self._progress() >= 1.0
+            done, stopping = map(bool, dist.agree(self.world, [self._progress() >= 1.0, self._stop_signal is not None]))
+            if stopping and self._stop_signal is None:  # another process was stopped: this one stops with it
+                self._stop_signal = signal.SIGTERM
             evaluated = self.step % c.eval_every == 0 or done
             if evaluated:
                 row.update(self._run_eval())

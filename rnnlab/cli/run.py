@@ -14,9 +14,11 @@ import sys
 from pathlib import Path
 
 from rnnlab import checkpoint
+from rnnlab import distributed as dist
 from rnnlab.cli.common import Parser
 from rnnlab.cli.flags import add_config_flags, given
 from rnnlab.config import field_types
+from rnnlab.device import describe, resolve_device
 from rnnlab.errors import ConfigError, RnnlabError
 from rnnlab.io import atomic_write
 from rnnlab.tasks import TASKS, load, make_options, train
@@ -52,6 +54,10 @@ def add_parsers(sub) -> None:
         )
         run.add_argument("--resume", action="store_true", help="continue the run saved in --out")
         run.add_argument("--quiet", action="store_true", help="no progress bar")
+        add_device_flag(run)
+        run.add_argument(
+            "--workers", type=int, default=0, metavar="N", help="processes that make batches ahead (audio, images)"
+        )
         p.set_defaults(func=cmd_train, task_object=task, flags=flags)
 
     e = sub.add_parser(
@@ -61,6 +67,7 @@ def add_parsers(sub) -> None:
         "the data the flags name.",
     )
     e.add_argument("run", metavar="RUN", help="checkpoint folder")
+    add_device_flag(e)
     seen: set[str] = set()
     for task in TASKS.values():
         if task.EvalData is not None:
@@ -87,7 +94,17 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--length", type=int, default=200, metavar="N", help="character model: characters to continue each text")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="character model: random seed of the continuation")
+    add_device_flag(p)
     p.set_defaults(func=cmd_predict)
+
+
+def add_device_flag(parser) -> None:
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="D",
+        help="auto (CUDA, then Apple's MPS, then the CPU), cpu, cuda, cuda:N or mps",
+    )
 
 
 def default_out(name: str) -> Path:
@@ -103,6 +120,10 @@ def default_out(name: str) -> Path:
 
 def cmd_train(args) -> int:
     task = args.task_object
+    device = resolve_device(args.device)
+    main_process = dist.world().main
+    if main_process:
+        print(describe(device), flush=True)
     if args.resume:
         fixed = [
             flag
@@ -113,11 +134,22 @@ def cmd_train(args) -> int:
             raise RnnlabError(f"{', '.join(fixed)} cannot change when resuming: the run's saved settings are used")
         budget = given(args, "train")
         out = args.out or Path("runs") / task.name
-        trained = train(task, None, out, resume=True, budget=_budget(budget), progress=not args.quiet)
+        trained = train(
+            task,
+            None,
+            out,
+            resume=True,
+            budget=_budget(budget),
+            progress=not args.quiet,
+            device=device,
+            workers=args.workers,
+        )
     else:
         options = make_options(task, **{part: given(args, part) for part in ("model", "data", "train")})
         out = args.out or default_out(task.name)
-        trained = train(task, options, out, progress=not args.quiet)
+        trained = train(task, options, out, progress=not args.quiet, device=device, workers=args.workers)
+    if not main_process:
+        return 0  # rank 0 reports
     extras = task.Extras.from_dict(given(args, "extras")) if task.Extras is not None else None
     result = trained.result
     if result.interrupted is not None:
@@ -138,6 +170,14 @@ def cmd_train(args) -> int:
     return 0
 
 
+def use_device(name: str):
+    """The device of a command whose output others may read: named on stderr unless it is the CPU."""
+    device = resolve_device(name)
+    if device.type != "cpu":
+        print(f"rnnlab: {describe(device)}", file=sys.stderr)
+    return device
+
+
 def _budget(train_flags: dict) -> tuple | None:
     if not ({"max_steps", "max_minutes"} & set(train_flags)):
         return None
@@ -145,7 +185,9 @@ def _budget(train_flags: dict) -> tuple | None:
 
 
 def cmd_eval(args) -> int:
-    run = load(args.run)
+    device = resolve_device(args.device)
+    print(describe(device), flush=True)
+    run = load(args.run, device=device)
     task = run.task
     data = given(args, "eval")
     accepted = {f.name for f in dataclasses.fields(task.EvalData)} if task.EvalData else set()
@@ -161,7 +203,7 @@ def cmd_eval(args) -> int:
 def cmd_predict(args) -> int:
     from rnnlab.data.text import read_text
 
-    run = load(args.run)
+    run = load(args.run, device=use_device(args.device))
     task = run.task
     inputs = list(args.inputs)
     if args.file:

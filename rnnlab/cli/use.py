@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from rnnlab.cli.run import add_device_flag, use_device
 from rnnlab.decoding import SamplingOptions
 from rnnlab.errors import RnnlabError
 from rnnlab.tasks import load
@@ -22,6 +23,7 @@ def add_parsers(sub) -> None:
     )
     sample.add_argument("--length", type=int, default=500, metavar="N", help="characters to generate")
     sample.add_argument("--seed", type=int, metavar="S", help="random seed for a repeatable sample")
+    add_device_flag(sample)
     sample.set_defaults(func=cmd_sample)
 
     ex = sub.add_parser(
@@ -35,6 +37,7 @@ def add_parsers(sub) -> None:
     ex.add_argument("--out", metavar="DIR", type=Path, help="folder for explorer.html (default: RUN)")
     ex.add_argument("--chars", type=int, default=10_000, metavar="N", help="characters to analyse")
     ex.add_argument("--shown", type=int, default=2_000, metavar="N", help="characters shown on the page")
+    add_device_flag(ex)
     ex.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("translate", help="translate sentences with a trained translator")
@@ -44,18 +47,21 @@ def add_parsers(sub) -> None:
     p.add_argument("--beam", type=int, metavar="K", help="beam width (default: the run's)")
     p.add_argument("--attention-map", type=Path, metavar="PNG", help="draw the attention weights of the first sentence")
     p.add_argument("--attention-html", type=Path, metavar="HTML", help="a page with the attention map of every sentence")
+    add_device_flag(p)
     p.set_defaults(func=cmd_translate)
 
     c = sub.add_parser("caption", help="caption images with a trained captioner")
     c.add_argument("run", metavar="RUN", help="checkpoint folder")
     c.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     c.add_argument("--beam", type=int, metavar="K", help="beam width (default: the run's)")
+    add_device_flag(c)
     c.set_defaults(func=cmd_predict_kind, kind="captioner", inputs="images")
 
     t = sub.add_parser("transcribe", help="transcribe recordings of spoken digits")
     t.add_argument("run", metavar="RUN", help="checkpoint folder")
     t.add_argument("wavs", nargs="+", metavar="WAV", help="audio files (resampled to 8 kHz if need be)")
     t.add_argument("--beam", type=int, metavar="K", help="prefix beam width, 1 for greedy (default: the run's)")
+    add_device_flag(t)
     t.set_defaults(func=cmd_predict_kind, kind="transcriber", inputs="wavs")
 
 
@@ -66,7 +72,7 @@ def cmd_sample(args) -> int:
 
     torch.set_num_threads(1)  # one token at a time: a second thread costs more than it helps (5.8k vs 5.3k tok/s)
     options = SamplingOptions(args.temperature, args.top_k, args.top_p)
-    run = load(args.run, "charlm")
+    run = load(args.run, "charlm", use_device(args.device))
     stream = generate(run.model, run.vocab, args.prime, args.length, options, args.seed)
     sys.stdout.write(args.prime)
     for char in stream:
@@ -80,7 +86,7 @@ def cmd_explain(args) -> int:
     from rnnlab.data.text import read_text
     from rnnlab.viz.explorer import write_explorer
 
-    run = load(args.run, "charlm")
+    run = load(args.run, "charlm", use_device(args.device))
     text = read_text(args.text) if args.text else run.validation_text()
     out = args.out or Path(args.run)
     if out.exists() and not out.is_dir():
@@ -103,7 +109,7 @@ def cmd_translate(args) -> int:
         raise RnnlabError("give sentences to translate, as arguments or with --file FILE")
     if args.attention_map and args.attention_map.suffix.lower() != ".png":
         raise RnnlabError(f"--attention-map needs a .png file name, got {args.attention_map}")
-    run = load(args.run, "translator")
+    run = load(args.run, "translator", use_device(args.device))
     results = translate(run, sentences, args.beam, attention=bool(args.attention_map or args.attention_html))
     for t in results:
         print(t.text)
@@ -128,7 +134,7 @@ def cmd_translate(args) -> int:
 
 
 def cmd_predict_kind(args) -> int:
-    run = load(args.run, args.kind)
+    run = load(args.run, args.kind, use_device(args.device))
     for prediction in run.predict(getattr(args, args.inputs), beam=args.beam):
         print(run.task.format_prediction(prediction))
     return 0

@@ -101,6 +101,14 @@ class SpeechBatch:
     def num_tokens(self) -> int:
         return int(self.lengths.sum())
 
+    def rows(self, rows: slice) -> SpeechBatch:
+        """The utterances ``rows`` of the batch (the labels are one flat tensor, cut by their lengths)."""
+        ends = self.label_lengths.cumsum(0)
+        first, last = int(ends[rows.start] - self.label_lengths[rows.start]), int(ends[rows.stop - 1])
+        return SpeechBatch(
+            self.inputs[rows], self.lengths[rows], self.labels[first:last], self.label_lengths[rows], self.texts[rows]
+        )
+
 
 def make_batch(
     utterances: list[tuple[np.ndarray, str]], mean: np.ndarray, std: np.ndarray, rng: np.random.Generator | None = None

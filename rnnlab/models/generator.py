@@ -72,13 +72,14 @@ class Captioner(nn.Module):
         places = grid.flatten(2).transpose(1, 2)  # (B, P, C)
         mean = self.drop(places.mean(1))  # (B, C)
         state = tuple(torch.tanh(bridge(mean)) for bridge in self.bridge)
-        mask = torch.ones(places.shape[:2], dtype=torch.bool)
+        mask = torch.ones(places.shape[:2], dtype=torch.bool, device=places.device)
         return self.decoder.attention.prepare(places, mask), state
 
     def step(self, y_prev: Tensor, state: State, memory: Memory):
         """One decoding step; padding, <unk> and <s> are never emitted (their log-probability is -inf)."""
         log_probs, state, weights = self.decoder.step(y_prev, state, memory)
-        return log_probs.index_fill(-1, torch.tensor([PAD, UNK, BOS]), float("-inf")), state, weights
+        never = torch.tensor([PAD, UNK, BOS], device=log_probs.device)
+        return log_probs.index_fill(-1, never, float("-inf")), state, weights
 
     def forward(self, inputs: tuple[Tensor, Tensor], lengths: Tensor | None = None, state=None, *, sampling_prob=0.0):
         """inputs (images (B, 3, 64, 64), tgt_in (B, T)) -> (logits (B, T, V), None)."""

@@ -135,7 +135,7 @@ class Seq2Seq(nn.Module):
     def encode(self, src: Tensor, lengths: Tensor) -> tuple[Memory, State]:
         """src (B, S) ids, lengths (B,) -> (the attention's memory over the keys (B, S, D), decoder state s_0)."""
         keys, final = self.encoder(self.drop(self.src_embed(src)), lengths=lengths)  # (B, S, D)
-        mask = torch.arange(src.shape[1])[None, :] < lengths[:, None]  # (B, S)
+        mask = torch.arange(src.shape[1], device=src.device)[None, :] < lengths.to(src.device)[:, None]  # (B, S)
         state = tuple(
             torch.tanh(bridge(torch.cat([f[-2], f[-1]], dim=-1)))  # last layer, both directions: (B, D)
             for bridge, f in zip(self.bridge, final)

@@ -43,7 +43,10 @@ from torch import nn
 
 from rnnlab import callbacks as cb
 from rnnlab import checkpoint
+from rnnlab import distributed as dist
 from rnnlab.config import Config, field_types
+from rnnlab.data.prefetch import Prefetched
+from rnnlab.device import resolve_device
 from rnnlab.errors import CheckpointError, ConfigError, RnnlabError
 from rnnlab.io import RunLock
 from rnnlab.resources import check_fits
@@ -266,8 +269,12 @@ def train(
     budget: tuple[int | None, float | None] | None = None,
     progress: bool = True,
     callbacks: list | None = None,
+    device: str | torch.device = "auto",
+    workers: int = 0,
 ) -> Trained:
-    """Train (or, with ``resume``, continue) ``task`` into the run folder ``out``.
+    """Train (or, with ``resume``, continue) ``task`` into the run folder ``out``, on ``device``
+    (``rnnlab.device.resolve_device``; under torchrun, each process on its share of the batches),
+    with ``workers`` processes making the batches ahead (``rnnlab.data.prefetch``).
 
     Without ``resume`` a folder that already holds a run is refused (nothing saved is ever
     overwritten). With it the run's own saved options are used (``options`` may be None) and what
@@ -275,12 +282,19 @@ def train(
     replaces the saved budget, so that a run can be extended.
     """
     out = Path(out)
+    device = dist.local_device(resolve_device(device) if isinstance(device, str) else device)
+    world = dist.start(device)
+    if workers < 0:
+        raise ConfigError(f"workers must be >= 0, got {workers}")
+    if not world.main:  # rank 0 holds the lock and writes the folder; the others only train
+        return _train(task, options, out, resume, budget, [], device, world, workers)
+    callbacks = cb.standard(progress) if callbacks is None else callbacks
     with RunLock(out):
         checkpoint.tidy(out)
-        return _train(task, options, out, resume, budget, progress, callbacks)
+        return _train(task, options, out, resume, budget, callbacks, device, world, workers)
 
 
-def _train(task: Task, options, out: Path, resume: bool, budget, progress: bool, callbacks) -> Trained:
+def _train(task: Task, options, out: Path, resume: bool, budget, callbacks, device, world, workers) -> Trained:
     saved = None
     if resume:
         ckpt = checkpoint.load(out, task.kind)
@@ -306,21 +320,30 @@ def _train(task: Task, options, out: Path, resume: bool, budget, progress: bool,
     def describe() -> dict:
         return {"options": options.to_dict(), "model": config.to_dict(), "learned": learned.to_dict()}
 
+    batches = task.batches(options, data)
+    if workers:
+        batches = Prefetched(batches, workers)
     trainer = Trainer(
         model,
-        batches=task.batches(options, data),
+        batches=batches,
         evaluate=task.validator(options, learned, data),
         config=options.train,
         run_dir=out,
         kind=task.kind,
         describe=describe,
         attachments=learned.files(),
-        callbacks=cb.standard(progress) if callbacks is None else callbacks,
+        callbacks=callbacks,
+        device=device,
+        world=world,
     )
     if resume:
         trainer.restore()
-    result = trainer.fit()
-    run = load(out) if checkpoint.is_checkpoint(out) else None
+    try:
+        result = trainer.fit()
+    finally:
+        if workers:
+            batches.close()
+    run = load(out, device=device) if world.main and checkpoint.is_checkpoint(out) else None
     test = task.test(run, data) if run is not None and result.interrupted is None else None
     return Trained(result, run, test)
 
@@ -332,8 +355,9 @@ def _load_learned(task: Task, config: dict, ckpt: checkpoint.Checkpoint):
         raise CheckpointError(f"{ckpt.path}: config.json does not describe what a {task.kind} run learned ({e})") from None
 
 
-def load(path: str | Path, kind: str | None = None) -> Run:
-    """The run saved in the folder ``path``, of any registered kind (or the one named)."""
+def load(path: str | Path, kind: str | None = None, device: str | torch.device = "cpu") -> Run:
+    """The run saved in the folder ``path``, of any registered kind (or the one named), its model on
+    ``device`` (the CPU by default; "auto" for the best there is)."""
     from rnnlab.tasks import by_kind
 
     ckpt = checkpoint.load(path, kind)
@@ -349,4 +373,5 @@ def load(path: str | Path, kind: str | None = None) -> Run:
     check_fits(task.build, model_config, training=False)
     model = task.build(model_config)
     checkpoint.load_module_state(model, ckpt.best_state(), ckpt.path)
+    model.to(resolve_device(device) if isinstance(device, str) else device)
     return task.Run(ckpt.path, task, model.eval(), learned, options, config)

@@ -22,6 +22,7 @@ from rnnlab.data.images import grid_statistics, load_image, normalise, pixel_sta
 from rnnlab.data.tokens import BOS, EOS
 from rnnlab.data.words import WordVocab
 from rnnlab.decoding import beam_search, check_beam, greedy_decode
+from rnnlab.device import device_of
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.evaluation import caption_bleu4
 from rnnlab.models.generator import Captioner, CaptionerConfig
@@ -96,7 +97,7 @@ def describe_images(model: Captioner, vocab: WordVocab, images: torch.Tensor, be
     out = []
     with torch.inference_mode():
         for start in range(0, len(images), 64):
-            chunk = images[start : start + 64]
+            chunk = images[start : start + 64].to(device_of(model))
             lengths = torch.ones(len(chunk), dtype=torch.int64)
             if beam == 1:
                 hyps = greedy_decode(model, chunk, lengths, MAX_WORDS, BOS, EOS)

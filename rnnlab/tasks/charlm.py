@@ -23,6 +23,7 @@ from rnnlab.data.streams import StreamBatches
 from rnnlab.data.text import BUNDLED_CORPUS, bundled_corpus, read_text, text_digest
 from rnnlab.data.vocab import CharVocab
 from rnnlab.decoding import SamplingOptions, sample_next
+from rnnlab.device import device_of
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.evaluation import LN2, TextScore, score_tokens
 from rnnlab.models.lm import CharLM, CharLMConfig
@@ -141,8 +142,9 @@ def generate(
     if length < 0:
         raise ConfigError(f"length must be >= 0, got {length}")
     context = prime if prime else ("\n" if "\n" in vocab else vocab.chars[0])
-    ids = vocab.encode(context, "the prime")
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    device = device_of(model)
+    ids = vocab.encode(context, "the prime").to(device)
+    generator = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
     with torch.inference_mode():
         stepper = model.stepper(batch_size=1)
         for token in ids[:-1]:

@@ -30,6 +30,7 @@ from rnnlab.data.sentiment import read_imdb, read_sst
 from rnnlab.data.tables import Split, holdout, read_table
 from rnnlab.data.uea import read_ts
 from rnnlab.data.word2vec import corpus_texts, train_word_vectors
+from rnnlab.device import device_of
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.evaluation import classification_scores
 from rnnlab.models.classifier import ClassifierConfig, build_classifier
@@ -272,7 +273,7 @@ class ClassifyTask(Task):
         out: list = [None] * len(items)
         with torch.inference_mode():
             for batch in eval_batches(items, 128):
-                probs = run.model(batch.inputs, batch.lengths)[0].softmax(-1).numpy()
+                probs = run.model(batch.inputs.to(device_of(run.model)), batch.lengths)[0].softmax(-1).cpu().numpy()
                 for i, p in zip(batch.index.tolist(), probs):
                     out[i] = (inputs[i], run.learned.labels[int(p.argmax())], p)
         return out

@@ -23,6 +23,7 @@ import torch
 from rnnlab.cells import CellName
 from rnnlab.config import Config
 from rnnlab.data.series import Prepared, Scaling, WindowBatches, prepare_series, windows
+from rnnlab.device import device_of
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.evaluation import forecast_errors, naive_forecasts
 from rnnlab.models.forecaster import ForecasterConfig, build_forecaster
@@ -119,7 +120,7 @@ def forecast(model, prepared: Prepared, scaling: Scaling, origins: np.ndarray, w
     x, _ = windows(prepared.z, scaling, origins, window, 1)
     model.eval()
     with torch.inference_mode():
-        change = model(x)[0].double().numpy() * scaling.diff_std[scaling.target]
+        change = model(x.to(device_of(model)))[0].double().cpu().numpy() * scaling.diff_std[scaling.target]
     zt = prepared.z[origins, scaling.target][:, None]
     return scaling.inverse(zt + change)
 
@@ -215,7 +216,8 @@ class ForecastTask(Task):
         val_x, val_y = windows(p.z, p.scaling, np.arange(p.fit_end - 1, p.test_start - k), w, k)
 
         def validate(model) -> dict[str, float]:
-            return {"val_loss": float(torch.nn.functional.mse_loss(model(val_x)[0], val_y))}
+            device = device_of(model)
+            return {"val_loss": float(torch.nn.functional.mse_loss(model(val_x.to(device))[0], val_y.to(device)))}
 
         return validate
 

@@ -23,6 +23,7 @@ from rnnlab.data.batching import BucketBatches
 from rnnlab.data.conll import read_conll
 from rnnlab.data.encoders import ColumnEncoder, FeatureEncoder, encoder_from_dict
 from rnnlab.data.hapt import hapt_splits
+from rnnlab.device import device_of
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.evaluation import tagging_scores
 from rnnlab.models.tagger import TaggerConfig, build_tagger
@@ -226,7 +227,7 @@ class TagTask(Task):
         tokens = [w.split("/") if "/" in w[1:] else [w] for w in inputs]
         ids = run.learned.encoder.encode(tokens)
         with torch.inference_mode():
-            logits, _ = run.model(ids[None], torch.tensor([len(tokens)]))
+            logits, _ = run.model(ids[None].to(device_of(run.model)), torch.tensor([len(tokens)]))
         return [(word, run.learned.tags[int(i)]) for word, i in zip(inputs, logits[0].argmax(-1))]
 
     def format_prediction(self, prediction) -> str:

@@ -19,6 +19,7 @@ from rnnlab.config import Config
 from rnnlab.data.audio import N_MELS, log_mel, read_wav
 from rnnlab.data.fsdd import SpeechBatch, SpeechBatches, fixed_set, make_batch, read_fsdd
 from rnnlab.decoding import check_beam, ctc_decode
+from rnnlab.device import device_of
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.evaluation import cer
 from rnnlab.models.ctc import CTCConfig, CTCModel
@@ -84,7 +85,7 @@ def decode(model: CTCModel, batch: SpeechBatch, beam: int) -> list[str]:
     """The digits heard in each utterance of a batch (label c is the digit c - 1; 0 is the blank)."""
     model.eval()
     with torch.inference_mode():
-        log_probs, _ = model(batch.inputs, batch.lengths)
+        log_probs, _ = model(batch.inputs.to(device_of(model)), batch.lengths)
     labels = ctc_decode(log_probs, model.output_lengths(batch.lengths), beam)
     return ["".join(str(c - 1) for c in utterance) for utterance in labels]
 

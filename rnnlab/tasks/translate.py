@@ -24,6 +24,7 @@ from rnnlab.data.parallel import PairBatches, folder_files, pair_batch, read_pai
 from rnnlab.data.subwords import Subwords
 from rnnlab.data.tokens import BOS, EOS, PAD, UNK
 from rnnlab.decoding import check_beam, decode_sequences
+from rnnlab.device import device_of, to_device
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from rnnlab.tasks.base import Learned, Task
@@ -127,7 +128,7 @@ def bleu(model, learned: TranslatorLearned, src_lines, references, beam: int, al
 def teacher_forced_loss(model: Seq2Seq, src: list, tgt: list, batch_size: int = 128) -> float:
     total, count = 0.0, 0
     for padded in eval_batches(src, batch_size, targets=tgt):
-        batch = pair_batch(padded)
+        batch = to_device(pair_batch(padded), device_of(model))
         loss, _ = model.loss(batch)
         total += float(loss) * batch.num_tokens
         count += batch.num_tokens

@@ -89,14 +89,14 @@ def explain(run, text: str, shown: int = 2000, per_property: int = 3) -> Explana
     if len(text) < 2:
         raise DataError("the explorer needs a text of at least two characters")
     model, vocab = run.model.eval(), run.vocab
-    tokens = vocab.encode(text, "the explorer's text")
+    tokens = vocab.encode(text, "the explorer's text").to(next(model.parameters()).device)
     with torch.inference_mode():
         trace = model.rnn.trace(model.embed(tokens)[None])  # batch of one: (1, N, ...)
         logits = model.head(trace.output[0, :shown])  # (shown, V)
-        probs, ids = logits.softmax(-1).topk(min(5, len(vocab)), dim=-1)
+        probs, ids = (t.cpu() for t in logits.softmax(-1).topk(min(5, len(vocab)), dim=-1))
     series, saturation = [], []
     for layer in range(model.rnn.num_layers):
-        recorded = {k: v[0].float().numpy() for k, v in trace.tensors[(layer, 0)].items()}  # (N, H) each
+        recorded = {k: v[0].float().cpu().numpy() for k, v in trace.tensors[(layer, 0)].items()}  # (N, H) each
         if "c" in recorded:
             series.append(Series(layer, "tanh(c)", np.tanh(recorded["c"])))
         series.append(Series(layer, "h", recorded["h"]))
