@@ -1,4 +1,4 @@
-# make run   set up .venv (torch first, then rnnlab) and train the default character model
+# make run   set up .venv (torch first, at the version constraints.txt pins, then rnnlab) and train the default character model
 # make test  set up .venv (reused if present) and run the test suite
 PYTHON ?= python3
 VENV := .venv
@@ -7,11 +7,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt torch
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -22,6 +22,7 @@ from rnnlab.data.conll import chunk_f1
 from rnnlab.data.streams import eval_batches as stream_batches
 from rnnlab.data.tokens import IGNORE
 from rnnlab.device import device_of
+from rnnlab.extras import require
 from rnnlab.models.tagger import tagging_loss
 
 LN2 = math.log(2)
@@ -55,8 +56,6 @@ def score_tokens(model, tokens: Tensor, batch_size: int = 32, seq_len: int = 256
 def classification_scores(model, items: list, labels: list[int], names: list[str], batch_size: int = 128) -> dict:
     """Loss, accuracy, macro-F1 and the confusion matrix (rows: true class, columns: predicted)
     of ``model`` on encoded items whose classes are named ``names``."""
-    from sklearn.metrics import confusion_matrix, f1_score
-
     model.eval()
     predictions = np.zeros(len(items), dtype=np.int64)
     total, device = 0.0, device_of(model)
@@ -70,16 +69,14 @@ def classification_scores(model, items: list, labels: list[int], names: list[str
         "examples": len(items),
         "loss": total / len(items),
         "accuracy": float((predictions == y).mean()),
-        "macro_f1": float(f1_score(y, predictions, average="macro")),
-        "confusion": confusion_matrix(y, predictions, labels=list(range(len(names)))).tolist(),
+        "macro_f1": macro_f1(y, predictions),
+        "confusion": confusion(y, predictions, len(names)).tolist(),
         "labels": list(names),
     }
 
 
 def tagging_scores(model, items: list, targets: list, names: list[str], batch_size: int = 64) -> dict:
     """Loss, accuracy and macro-F1 over labelled steps; chunk-level F1 when the tags are B-/I-/O."""
-    from sklearn.metrics import f1_score
-
     model.eval()
     total, count, gold, pred, seqs, device = 0.0, 0, [], [], [None] * len(items), device_of(model)
     with torch.inference_mode():
@@ -102,12 +99,29 @@ def tagging_scores(model, items: list, targets: list, names: list[str], batch_si
         "sequences": len(items),
         "loss": total / max(count, 1),
         "accuracy": float((y == p).mean()),
-        "macro_f1": float(f1_score(y, p, average="macro", labels=sorted(set(y.tolist())))),
+        "macro_f1": macro_f1(y, p, labels=sorted(set(y.tolist()))),
     }
     if any(n.startswith(("B-", "I-")) for n in names):
         chunks = chunk_f1([[names[i] for i in t] for t, _ in seqs], [[names[i] for i in g] for _, g in seqs])
         out.update({f"chunk_{k}": v for k, v in chunks.items()})
     return out
+
+
+def confusion(y: np.ndarray, p: np.ndarray, classes: int) -> np.ndarray:
+    """(C, C) counts: row the true class, column the predicted one."""
+    return np.bincount(y * classes + p, minlength=classes * classes).reshape(classes, classes)
+
+
+def macro_f1(y: np.ndarray, p: np.ndarray, labels: list[int] | None = None) -> float:
+    """The mean over ``labels`` (by default every class that is true or predicted) of each class's
+    F1 = 2 TP / (2 TP + FP + FN), a class with no true or predicted example counting 0 (as
+    scikit-learn's f1_score(average="macro") computes it; tested against it)."""
+    labels = sorted(set(y.tolist()) | set(p.tolist())) if labels is None else labels
+    scores = []
+    for c in labels:
+        tp, fp, fn = np.sum((p == c) & (y == c)), np.sum((p == c) & (y != c)), np.sum((p != c) & (y == c))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    return float(np.mean(scores)) if scores else 0.0
 
 
 def naive_forecasts(y: np.ndarray, origins: np.ndarray, horizon: int, season: int | None) -> dict[str, np.ndarray]:
@@ -135,7 +149,7 @@ def forecast_errors(pred: np.ndarray, actual: np.ndarray, scale: float) -> dict[
 
 def caption_bleu4(hypotheses: list[str], references: list[list[str]]) -> float:
     """Corpus BLEU-4 (sacrebleu, lower-cased) against every reference caption of each image."""
-    import sacrebleu
+    sacrebleu = require("sacrebleu", "vision")
 
     streams = [[refs[k] if k < len(refs) else "" for refs in references] for k in range(max(map(len, references)))]
     # Flickr8k's captions are tokenised ("a dog runs .") on both sides alike; force=True only silences
@@ -145,6 +159,6 @@ def caption_bleu4(hypotheses: list[str], references: list[list[str]]) -> float:
 
 def cer(references: list[str], hypotheses: list[str]) -> float:
     """Character error rate: (substitutions + deletions + insertions) / reference characters (jiwer)."""
-    import jiwer
+    jiwer = require("jiwer", "audio")
 
     return float(jiwer.cer(references, [h if h else " " for h in hypotheses]))

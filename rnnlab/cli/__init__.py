@@ -11,6 +11,7 @@
     rnnlab gradients                       gradient flow through time: vanishing, exploding, clipping
     rnnlab experiment memory|exposure      classic claims about RNNs, measured
     rnnlab hello                           the classic "hello" toy, predictions before and after training
+    rnnlab data list | fetch NAME...       data sets by name: downloaded, checked, cached
 
 Bad input ends with one line on stderr and exit code 2.
 """
@@ -22,7 +23,8 @@ import signal
 import sys
 from pathlib import Path
 
-from rnnlab.cli import inside, run, use
+from rnnlab import __version__
+from rnnlab.cli import data, inside, run, use
 from rnnlab.cli.common import EXIT_BAD_INPUT, Parser
 from rnnlab.errors import RnnlabError
 from rnnlab.tasks import TASKS
@@ -30,10 +32,12 @@ from rnnlab.tasks import TASKS
 
 def build_parser() -> Parser:
     parser = Parser(prog="rnnlab", description="Recurrent neural networks: train, sample, evaluate, look inside.")
+    parser.add_argument("--version", action="version", version=f"rnnlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     run.add_parsers(sub)
     use.add_parsers(sub)
     inside.add_parsers(sub)
+    data.add_parsers(sub)
     return parser
 
 

@@ -57,10 +57,11 @@ def field_defaults(cls: type[Config], instance: Config | None = None) -> dict:
 
 
 def add_config_flags(
-    parser, cls: type[Config], prefix: str, instance: Config | None = None, title: str | None = None, only=None
+    parser, cls: type[Config], prefix: str, instance: Config | None = None, title: str | None = None, only=None, bare=None
 ) -> dict:
     """One flag per field of ``cls`` (or of those named in ``only``), stored as ``PREFIX.FIELD``;
-    returns {dest: flag}."""
+    returns {dest: flag}. A field in ``bare`` takes its value as optional: ``--imdb`` alone means
+    ``--imdb imdb`` (a data set's name)."""
     group = parser.add_argument_group(title) if title else parser
     docs, types = cls.docs(), field_types(cls)
     flags = {}
@@ -88,6 +89,9 @@ def add_config_flags(
                 kwargs["metavar"] = names[0] if variadic else tuple(names)
             else:
                 kwargs.update(type=tp, metavar=metavar.group(1) if metavar else _DEFAULT_METAVAR.get(tp, "X"))
+                if bare and name in bare:
+                    kwargs.update(nargs="?", const=bare[name])
+                    kwargs["help"] += f"; alone: the data set {bare[name]} (rnnlab data fetch {bare[name]})"
         group.add_argument(flag, **kwargs)
         flags[dest] = flag
     return flags

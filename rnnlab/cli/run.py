@@ -18,11 +18,12 @@ from rnnlab import distributed as dist
 from rnnlab.cli.common import Parser
 from rnnlab.cli.flags import add_config_flags, given
 from rnnlab.config import field_types
+from rnnlab.data import catalog
 from rnnlab.device import describe, resolve_device
 from rnnlab.errors import ConfigError, RnnlabError
 from rnnlab.io import atomic_write
 from rnnlab.tasks import TASKS, load, make_options, train
-from rnnlab.tasks.base import default_options
+from rnnlab.tasks.base import default_options, default_out
 
 TITLES = {"model": "model", "data": "data", "train": "training", "extras": "after training"}
 BUDGET = ("train.max_steps", "train.max_minutes")
@@ -42,7 +43,7 @@ def add_parsers(sub) -> None:
         flags = {}
         types = field_types(task.Options)
         for part, default in default_options(task).items():
-            flags.update(add_config_flags(p, types[part], part, default, TITLES[part]))
+            flags.update(add_config_flags(p, types[part], part, default, TITLES[part], bare=catalog.BARE))
         if task.Extras is not None:
             flags.update(add_config_flags(p, task.Extras, "extras", None, TITLES["extras"]))
         run = p.add_argument_group("run")
@@ -105,17 +106,6 @@ def add_device_flag(parser) -> None:
         metavar="D",
         help="auto (CUDA, then Apple's MPS, then the CPU), cpu, cuda, cuda:N or mps",
     )
-
-
-def default_out(name: str) -> Path:
-    """runs/NAME, or runs/NAME-2, -3... when taken."""
-    base = Path("runs") / name
-    if not checkpoint.is_checkpoint(base):
-        return base
-    n = 2
-    while checkpoint.is_checkpoint(base.with_name(f"{name}-{n}")):
-        n += 1
-    return base.with_name(f"{name}-{n}")
 
 
 def cmd_train(args) -> int:
@@ -196,6 +186,7 @@ def cmd_eval(args) -> int:
         raise ConfigError(
             f"{args.run} holds a {task.kind!r} model, which eval does not read --{refused[0].replace('_', '-')} for"
         )
+    data = {k: catalog.resolve(k, v) for k, v in data.items()}  # a data set's name reads the cache
     print(task.format_scores(None, task.evaluate(run, task.EvalData.from_dict(data) if data else None)))
     return 0
 
@@ -211,7 +202,7 @@ def cmd_predict(args) -> int:
     accepted = inspect.signature(task.predict).parameters
     options = {}
     for name in PREDICT_FLAGS:
-        value = getattr(args, name)
+        value = catalog.resolve(name, getattr(args, name))
         if name in accepted:
             options[name] = value
         elif name in ("csv", "ts", "beam") and value is not None:

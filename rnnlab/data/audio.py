@@ -12,6 +12,7 @@ import numpy as np
 
 from rnnlab.data.text import check_regular_file
 from rnnlab.errors import DataError
+from rnnlab.extras import require
 
 RATE = 8000
 N_MELS = 40
@@ -20,7 +21,7 @@ MAX_SECONDS = 4 * 3600  # longer recordings are refused (they would not fit in m
 
 def read_wav(path: str | Path) -> np.ndarray:
     """Mono float32 samples at 8 kHz (resampled if the file has another rate)."""
-    import soundfile as sf
+    sf = require("soundfile", "audio")
 
     check_regular_file(path)
     try:
@@ -36,7 +37,7 @@ def read_wav(path: str | Path) -> np.ndarray:
     if not np.isfinite(audio).all():
         raise DataError(f"{path}: the recording holds NaN or infinite samples")
     if rate != RATE:
-        import librosa
+        librosa = require("librosa", "audio")
 
         audio = librosa.resample(audio, orig_sr=rate, target_sr=RATE)
     return audio.astype(np.float32)
@@ -48,7 +49,7 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
     The per-utterance mean and variance normalisation (CMVN) removes the recording's gain and the
     microphone's colouring, which otherwise tell one speaker's recordings from another's.
     """
-    import librosa
+    librosa = require("librosa", "audio")
 
     mel = librosa.feature.melspectrogram(
         y=audio, sr=RATE, n_fft=256, win_length=200, hop_length=80, n_mels=N_MELS, fmin=20, fmax=4000

@@ -17,6 +17,7 @@ from rnnlab.data.text import check_regular_file
 from rnnlab.data.tokens import BOS, BOS_WORD, EOS, EOS_WORD, IGNORE, PAD_WORD, UNK_WORD
 from rnnlab.data.words import WordVocab, tokenize
 from rnnlab.errors import DataError
+from rnnlab.extras import require
 
 
 @dataclass
@@ -27,7 +28,7 @@ class CaptionData:
 
 
 def read_captions(folder: str | Path) -> CaptionData:
-    import pandas as pd
+    pd = require("pandas", "vision")
 
     root = Path(folder)
     table = root / "captions.txt"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rnnlab.data.text import check_regular_file, max_file_bytes, read_bytes
 from rnnlab.errors import DataError
+from rnnlab.extras import require
 
 Sentence = tuple[list[list[str]], list[str]]  # (per token: [word, feature...], per token: tag)
 
@@ -65,7 +66,8 @@ def read_conll(path: str | Path, member: str | None = None) -> list[Sentence]:
 def chunk_f1(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
     """Chunk-level precision, recall and F1 (a chunk counts only if its type and span both match),
     computed by seqeval in its default mode, which follows the CoNLL-2000 conlleval script."""
-    from seqeval.metrics import f1_score, precision_score, recall_score
+    metrics = require("seqeval.metrics", "text")
+    f1_score, precision_score, recall_score = metrics.f1_score, metrics.precision_score, metrics.recall_score
 
     return {
         "precision": float(precision_score(gold, predicted)),

@@ -21,6 +21,7 @@ import torch
 from rnnlab.data.audio import RATE, log_mel, mask_bands, read_wav
 from rnnlab.data.batching import pad
 from rnnlab.errors import DataError
+from rnnlab.extras import require
 
 TRAIN_SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo")
 TEST_SPEAKERS = ("yweweler",)
@@ -67,7 +68,7 @@ def make_utterance(pool: Pool, rng: np.random.Generator, augment: bool = False) 
     and played back at 8 kHz, which shifts its pitch and formants as a shorter or longer vocal tract
     would (vocal tract length perturbation, Jaitly & Hinton 2013): five training voices become many.
     """
-    import librosa
+    librosa = require("librosa", "audio")
 
     digits = rng.integers(0, 10, rng.integers(3, 8))
     level = rng.uniform(0.001, 0.01) if augment else 0.003

@@ -13,6 +13,7 @@ import torch
 
 from rnnlab.data.text import check_regular_file
 from rnnlab.errors import DataError
+from rnnlab.extras import require
 
 IMAGE_SIZE = 64
 MAX_PIXELS = 50_000_000  # a header claiming more (a decompression bomb) is refused before decoding
@@ -20,7 +21,8 @@ MAX_PIXELS = 50_000_000  # a header claiming more (a decompression bomb) is refu
 
 def load_image(path: str | Path) -> np.ndarray:
     """(3, 64, 64) uint8: the centre square of the image, resized."""
-    from PIL import Image, UnidentifiedImageError
+    Image = require("PIL.Image", "vision")  # noqa: N806
+    UnidentifiedImageError = Image.UnidentifiedImageError  # noqa: N806
 
     check_regular_file(path)
     try:

@@ -20,6 +20,7 @@ import torch
 
 from rnnlab.data.text import check_regular_file
 from rnnlab.errors import DataError
+from rnnlab.extras import require
 
 
 def read_series(path: str | Path, values: list[str] | None = None, index: str | None = None):
@@ -27,7 +28,7 @@ def read_series(path: str | Path, values: list[str] | None = None, index: str | 
 
     ``values`` defaults to every column except the index. Errors name the column and row.
     """
-    import pandas as pd
+    pd = require("pandas", "text")
 
     p = check_regular_file(path)
     try:

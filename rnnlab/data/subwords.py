@@ -10,20 +10,21 @@ from __future__ import annotations
 import io
 
 from rnnlab.data.tokens import BOS, EOS, PAD, UNK
+from rnnlab.extras import require
 
 
 class Subwords:
     """A sentencepiece BPE model: text <-> ids, with pad 0, unk 1, bos 2, eos 3."""
 
     def __init__(self, model_proto: bytes) -> None:
-        import sentencepiece as spm
+        spm = require("sentencepiece", "text")
 
         self.proto = model_proto
         self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
 
     @classmethod
     def train(cls, lines: list[str], vocab_size: int) -> Subwords:
-        import sentencepiece as spm
+        spm = require("sentencepiece", "text")
 
         buffer = io.BytesIO()
         spm.SentencePieceTrainer.train(

@@ -12,6 +12,7 @@ import numpy as np
 
 from rnnlab.data.text import check_regular_file
 from rnnlab.errors import DataError
+from rnnlab.extras import require
 
 
 @dataclass
@@ -22,7 +23,7 @@ class Split:
 
 def read_table(path: str, text_column: str, label_column: str | None) -> Split:
     """Texts and labels from a CSV (or TSV, by extension) file, with clear errors."""
-    import pandas as pd
+    pd = require("pandas", "text")
 
     p = check_regular_file(path)
     try:

@@ -12,6 +12,7 @@ from rnnlab.data.sentiment import read_imdb
 from rnnlab.data.text import read_bytes
 from rnnlab.data.words import tokenize
 from rnnlab.errors import DataError
+from rnnlab.extras import require
 
 
 def corpus_texts(path: str | None) -> list[str]:
@@ -38,7 +39,7 @@ def train_word_vectors(texts: list[str], dim: int, min_count: int, seed: int):
     """word2vec (gensim: CBOW, window 5, 5 epochs) over ``texts``, which must not include any text
     that is scored. A word needs at least two sightings (and ``min_count``) for a vector.
     Returns gensim ``KeyedVectors``; ``index_to_key`` lists its words, most frequent first."""
-    from gensim.models import Word2Vec
+    Word2Vec = require("gensim.models", "text").Word2Vec  # noqa: N806
 
     sentences = [tokenize(t) for t in texts]
     model = Word2Vec(sentences, vector_size=dim, window=5, min_count=max(2, min_count), workers=2, epochs=5, seed=seed)

@@ -45,6 +45,7 @@ from rnnlab import callbacks as cb
 from rnnlab import checkpoint
 from rnnlab import distributed as dist
 from rnnlab.config import Config, field_types
+from rnnlab.data import catalog
 from rnnlab.data.prefetch import Prefetched
 from rnnlab.device import resolve_device
 from rnnlab.errors import CheckpointError, ConfigError, RnnlabError
@@ -170,6 +171,8 @@ class Run:
     learned: Any
     options: Config
     config: dict  # config.json (upgraded to format 2 when it was older)
+    result: TrainResult | None = None  # set by rnnlab.train: steps, time, the best evaluation
+    test: dict | None = None  # set by rnnlab.train: the scores on the test split
 
     def evaluate(self, **data) -> dict:
         """Scores on the run's test split, or on the data named (the fields of the task's EvalData)."""
@@ -182,6 +185,14 @@ class Run:
 
     def predict(self, inputs: list, **options) -> list:
         return self.task.predict(self, list(inputs), **options)
+
+    def curves(self):
+        """The training curves (loss, validation, gradient norm, learning rate), shown inline by
+        Jupyter (``.figure`` is the matplotlib Figure, ``.save(path)`` writes a PNG)."""
+        from rnnlab.viz.curves import curves_figure
+        from rnnlab.viz.figures import Plot
+
+        return Plot(curves_figure(checkpoint.load(self.path).metrics(), title=str(self.path)))
 
 
 Task.Run = Run
@@ -217,6 +228,8 @@ def make_options(task: Task, **parts: dict):
     types = field_types(task.Options)
     for name, default in default_options(task).items():
         given = dict(parts.get(name) or {})
+        if name == "data":  # a data set's name where a path is expected reads it from the cache
+            given = {k: catalog.resolve(k, v) for k, v in given.items()}
         if default is None:
             values[name] = types[name].from_dict(given)
             continue
@@ -224,6 +237,17 @@ def make_options(task: Task, **parts: dict):
             default = default.with_budget(given.get("max_steps"), given.get("max_minutes"))
         values[name] = type(default).from_dict({**default.to_dict(), **given})
     return task.Options(**values)
+
+
+def default_out(name: str) -> Path:
+    """runs/NAME, or runs/NAME-2, -3... when taken."""
+    base = Path("runs") / name
+    if not checkpoint.is_checkpoint(base):
+        return base
+    n = 2
+    while checkpoint.is_checkpoint(base.with_name(f"{name}-{n}")):
+        n += 1
+    return base.with_name(f"{name}-{n}")
 
 
 def upgrade(task: Task, config: dict) -> dict:

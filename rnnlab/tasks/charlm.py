@@ -106,6 +106,14 @@ class LMRun(Run):
             raise DataError(f"{name}: need at least two characters to score a prediction")
         return score_tokens(self.model, tokens)
 
+    def explorer(self, text: str | None = None, chars: int = 10_000, shown: int = 2_000):
+        """The hidden-cell explorer of ``text`` (default: the validation text) as a page that Jupyter
+        shows inline (``.html`` is the page itself; ``.save(path)`` writes it)."""
+        from rnnlab.viz.explorer import ExplorerPage, explain, page_html
+
+        text = self.validation_text() if text is None else text
+        return ExplorerPage(page_html(explain(self, text[:chars], shown=shown)))
+
     def validation_text(self) -> str:
         """The held-out end of the text the run was trained on (read again from its source)."""
         data = self.options.data

@@ -26,6 +26,7 @@ from rnnlab.data.tokens import BOS, EOS, PAD, UNK
 from rnnlab.decoding import check_beam, decode_sequences
 from rnnlab.device import device_of, to_device
 from rnnlab.errors import ConfigError, DataError
+from rnnlab.extras import require
 from rnnlab.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from rnnlab.tasks.base import Learned, Task
 from rnnlab.train import TrainConfig
@@ -118,7 +119,7 @@ class TranslatorLearned(Learned):
 
 
 def bleu(model, learned: TranslatorLearned, src_lines, references, beam: int, alpha: float) -> tuple[float, list[str]]:
-    import sacrebleu
+    sacrebleu = require("sacrebleu", "text")
 
     items = [torch.tensor(learned.src_words.encode(s)[:MAX_TEST_PIECES] + [EOS]) for s in src_lines]
     texts = [learned.tgt_words.decode(h.tokens) for h in decode_sequences(model, items, beam, alpha, BOS, EOS, PAD)]

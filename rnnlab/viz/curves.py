@@ -10,6 +10,12 @@ from rnnlab.viz.figures import figure, save_png
 
 def plot_curves(rows: list[dict], path: str | Path, title: str = "") -> Path | None:
     """Draw the rows of a run's metrics.csv (as the Trainer writes them) into a PNG (None if no row is finite)."""
+    fig = curves_figure(rows, title)
+    return None if fig is None else save_png(fig, path)
+
+
+def curves_figure(rows: list[dict], title: str = ""):
+    """The figure of ``plot_curves`` (a matplotlib Figure; None if no row is finite)."""
     finite = lambda v: isinstance(v, (int, float)) and math.isfinite(v)  # noqa: E731  (skipped steps log NaN)
     rows = [r for r in rows if finite(r.get("loss")) and finite(r.get("grad_norm"))]
     if not rows:
@@ -38,4 +44,4 @@ def plot_curves(rows: list[dict], path: str | Path, title: str = "") -> Path | N
     ax.set_xlabel("step")
     if title:
         fig.suptitle(title, fontsize=11)
-    return save_png(fig, path)
+    return fig

@@ -223,6 +223,20 @@ def page_html(e: Explanation) -> str:
     )
 
 
+class ExplorerPage:
+    """An explorer page as a value: Jupyter shows it inline (in a sandboxed frame), ``save`` writes it."""
+
+    def __init__(self, html_text: str) -> None:
+        self.html = html_text
+
+    def _repr_html_(self) -> str:
+        return f'<iframe srcdoc="{html.escape(self.html, quote=True)}" style="width:100%;height:720px;border:0"></iframe>'
+
+    def save(self, path: str | Path) -> Path:
+        atomic_write(Path(path), self.html.encode("utf-8"))
+        return Path(path)
+
+
 def write_page(e: Explanation, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

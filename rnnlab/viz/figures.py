@@ -34,3 +34,16 @@ def save_png(fig, path: str | Path, dpi: int = 100) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, png_bytes(fig, dpi))
     return path
+
+
+class Plot:
+    """A figure that Jupyter shows inline (as a PNG) without pyplot; ``figure`` is the matplotlib Figure."""
+
+    def __init__(self, figure) -> None:
+        self.figure = figure
+
+    def _repr_png_(self) -> bytes:
+        return png_bytes(self.figure)
+
+    def save(self, path: str | Path) -> Path:
+        return save_png(self.figure, path)
