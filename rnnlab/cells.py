@@ -223,12 +223,20 @@ def bias_to_remember(cell: Cell, bias: float = 3.0) -> None:
             cell.bias_hh[gate] = 0.0
 
 
-CELLS: dict[str, type[Cell]] = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
-CellName = Literal["lstm", "gru", "rnn"]  # the names configs and the command line use
+from rnnlab.scan import MinGRUCell, MinLSTMCell  # noqa: E402  (minimal RNNs: rnnlab/scan.py)
+
+CELLS: dict[str, type[Cell]] = {
+    "rnn": RNNCell,
+    "lstm": LSTMCell,
+    "gru": GRUCell,
+    "mingru": MinGRUCell,  # type: ignore[dict-item]  (same contract, no weight_hh)
+    "minlstm": MinLSTMCell,  # type: ignore[dict-item]
+}
+CellName = Literal["lstm", "gru", "rnn", "mingru", "minlstm"]  # the names configs and the command line use
 
 
 def cell_class(name: str) -> type[Cell]:
-    """The cell class for a name used in configs and on the command line: rnn, lstm or gru."""
+    """The cell class for a name used in configs and on the command line: rnn, lstm, gru, mingru or minlstm."""
     try:
         return CELLS[name]
     except KeyError:

@@ -20,8 +20,11 @@ The same weights serve two implementations:
   it runs at torch's speed (oneDNN on CPU, cuDNN on GPU); a ragged batch (``lengths``) of long
   sequences on CPU runs the unpacked kernel in stretches between its distinct lengths, 3-7x faster
   there than torch's packed-sequence kernel and equal to it (tested); otherwise it is packed;
+* the scan path (``forward`` for the minimal cells of ``rnnlab.scan``, minGRU and minLSTM, whose
+  gates read x_t only): each layer's input projected for all steps in one product, then the linear
+  recurrence h_t = a_t h_{t-1} + b_t computed by ``rnnlab.scan.linear_scan``, in parallel over time;
 * the explicit path (``forward_explicit``, ``trace``, ``stepper``): a Python loop over
-  ``cell.recur``, which works for any cell and can record every gate. Tests hold the two equal.
+  ``cell.recur``, which works for any cell and can record every gate. Tests hold them all equal.
 
 Between layers, dropout with probability ``dropout`` is applied to each layer's output except the
 last's, in training mode only (as torch.nn does).
@@ -32,6 +35,7 @@ last's, in training mode only (as torch.nn does).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -125,9 +129,14 @@ class Recurrent(nn.Module):
         kernel = self.cells[0].fused_kernel()
         return kernel is not None and all(c.fused_kernel() is kernel for c in self.cells)
 
+    @property
+    def scanned(self) -> bool:
+        """Whether ``forward`` computes the recurrence as a scan over time (the minimal cells)."""
+        return all(hasattr(c, "coefficients") for c in self.cells)
+
     def initial_state(self, batch_size: int, *, dtype=None, device=None) -> State:
         """Zeros: a tuple of (L*D, B, H), one per state name."""
-        like = self.cells[0].weight_hh
+        like = self.cells[0].weight_ih
         shape = (self.num_layers * self.num_directions, batch_size, self.hidden_size)
         return tuple(torch.zeros(shape, dtype=dtype or like.dtype, device=device or like.device) for _ in self.state_names)
 
@@ -136,10 +145,12 @@ class Recurrent(nn.Module):
     def forward(self, x: Tensor, state: State | None = None, lengths: Tensor | None = None) -> tuple[Tensor, State]:
         """(B, T, I) -> ((B, T, D*H), state); the fused kernel when the cells have one."""
         state, lengths = self._check(x, state, lengths)
-        if not self.fused:
-            output, state, _ = self._run_explicit(x, state, lengths, record=False)
-            return output, state
-        return self._run_fused(x, state, lengths)
+        if self.fused:
+            return self._run_fused(x, state, lengths)
+        if self.scanned:
+            return self._run_scan(x, state, lengths)
+        output, state, _ = self._run_explicit(x, state, lengths, record=False)
+        return output, state
 
     def forward_explicit(self, x: Tensor, state: State | None = None, lengths: Tensor | None = None) -> tuple[Tensor, State]:
         """Same contract as ``forward``, always through the Python loop over ``cell.recur``."""
@@ -299,6 +310,39 @@ class Recurrent(nn.Module):
         final = tuple(torch.cat([e[i] for e in reversed(ended)]) for i in range(len(state)))  # longest first
         return out, final
 
+    # ------------------------------------------------------------------ scan
+
+    def _run_scan(self, x: Tensor, state: State, lengths: Tensor | None, parallel: bool | None = None):
+        """Every layer and direction as one linear scan (``rnnlab.scan``). Past a sequence's length
+        a_t = 1 and b_t = 0, so its state stays at its last real step's and the output is zeroed."""
+        from rnnlab.scan import linear_scan
+
+        batch, steps = x.shape[0], x.shape[1]
+        D = self.num_directions
+        mask = None  # (B, T, 1): True where a step is real
+        if lengths is not None:
+            mask = (torch.arange(steps)[None, :] < lengths[:, None]).to(x.device).unsqueeze(-1)
+        reverse = _reverse_index(steps, batch, lengths, x.device) if D == 2 else None
+        layer_input, finals = x, []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(D):
+                k = layer * D + direction
+                cell = self.cells[k]
+                seq = layer_input if direction == 0 else _flip_batch_first(layer_input, reverse)
+                log_a, log_b = cell.coefficients(cell.project(seq))  # each (B, T, H)
+                if mask is not None:
+                    log_a = log_a.masked_fill(~mask, 0.0)  # a = 1: keep the state
+                    log_b = log_b.masked_fill(~mask, -math.inf)  # b = 0: add nothing
+                h = linear_scan(log_a, log_b, state[0][k], parallel)  # (B, T, H)
+                finals.append((h[:, -1],))
+                out = h if mask is None else h * mask
+                outputs.append(out if direction == 0 else _flip_batch_first(out, reverse))
+            layer_input = outputs[0] if D == 1 else torch.cat(outputs, dim=-1)  # (B, T, D*H)
+            if self.dropout > 0 and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, self.training)
+        return layer_input, (torch.stack([f[0] for f in finals]),)
+
     # ------------------------------------------------------------------ explicit
 
     def _run_explicit(self, x: Tensor, state: State, lengths: Tensor | None, record: bool):
@@ -387,6 +431,11 @@ def _reverse_index(steps: int, batch: int, lengths: Tensor | None, device) -> Te
     t = torch.arange(steps)[:, None]  # (T, 1)
     idx = torch.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)  # (T, B)
     return idx.to(device)
+
+
+def _flip_batch_first(x: Tensor, index: Tensor | None) -> Tensor:
+    """``_flip`` for batch-first x (B, T, F)."""
+    return _flip(x.transpose(0, 1), index).transpose(0, 1)
 
 
 def _flip(x: Tensor, index: Tensor | None) -> Tensor:

@@ -106,7 +106,7 @@ def test_a_very_long_text_is_translated_in_bounded_time(capsys):
     sentence = ("ein Mann fährt Fahrrad und eine Frau liest ein Buch " * 1000).strip()  # 10,000 words, no stop
     started = time.perf_counter()
     assert main(["translate", str(V1 / "translator"), sentence]) == 0
-    assert time.perf_counter() - started < 60
+    assert time.perf_counter() - started < 120  # about 20 s here alone; a hang or a quadratic cost would take far longer
     assert len(capsys.readouterr().out.split()) > 100
 
 

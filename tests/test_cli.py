@@ -65,6 +65,12 @@ def test_train_sample_eval_hello(capsys, run_dir, text_file):
     assert "nats/char" in capsys.readouterr().out
     assert main(["hello", "--steps", "100"]) == 0
     assert "accuracy 100%" in capsys.readouterr().out
+    assert main(["hello", "--textbook"]) == 0
+    shown = capsys.readouterr().out
+    assert "accuracy 100%" in shown and "h_t" in shown and "y(o)" in shown
+    after = shown.split("after 200 steps")[1].splitlines()[2:6]  # one line per step: x_t, target, h_t (3), y_t (4)
+    assert [len(line.split()) for line in after] == [2 + 3 + 4 + 2] * 4
+    assert main(["hello", "--textbook", "--cell", "lstm"]) == 2
     assert sorted(p.name for p in run_dir.iterdir()) == [
         ".lock",  # held while a process trains into the folder
         ".versions",  # the same files under content-addressed names (crash-consistent saves)

@@ -85,3 +85,38 @@ def test_oracle_gradient_vanishes_for_a_small_vanilla_rnn():
     grads = module.backward(d_hs, (np.zeros_like(final[0]),), cache)
     assert np.abs(grads["state0"][0]).max() < 1e-12
     assert np.abs(grads["x"][:, -1]).max() > 1e-3
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
+def test_lecture_class_equals_the_cells(name):
+    """The lectures' stateful class (step(x) updating its own h), built from a cell's weights, gives that
+    cell's h_t (and c_t) and the output layer's y_t at every step, to 1e-12 in float64."""
+    from rnnlab.reference.stateful import CLASSES
+
+    torch.manual_seed(3)
+    cell, head = CELLS[name](5, 4).double(), torch.nn.Linear(4, 3).double()
+    lecture = CLASSES[name].from_cell(cell, head)
+    x = torch.randn(9, 5, dtype=torch.float64)
+    state = None
+    for t in range(len(x)):
+        h, state = cell(x[t : t + 1], state)
+        y = lecture.step(x[t].numpy())
+        np.testing.assert_allclose(lecture.h, h[0].detach().numpy(), atol=1e-12)
+        np.testing.assert_allclose(y, head(h)[0].detach().numpy(), atol=1e-12)
+        if name == "lstm":
+            np.testing.assert_allclose(lecture.c, state[1][0].detach().numpy(), atol=1e-12)
+    lecture.reset()
+    assert not lecture.h.any()
+
+
+def test_lecture_lstm_stacks_the_gates_in_the_lecture_order():
+    """CS231n's W multiplies [h; x] with the gates in the order i, f, o, g; torch's are i, f, g, o."""
+    from rnnlab.reference.stateful import LSTM
+
+    cell = CELLS["lstm"](2, 3)
+    with torch.no_grad():
+        for k in range(4):  # torch's gate k gets the value k everywhere
+            cell.weight_hh[3 * k : 3 * (k + 1)] = k
+    W = LSTM.from_cell(cell).W
+    assert [W[3 * k, 0] for k in range(4)] == [0, 1, 3, 2]  # i, f, o, g
+    assert W.shape == (12, 3 + 2)

@@ -11,7 +11,7 @@ from rnnlab import checkpoint
 from rnnlab.data.streams import StreamBatches
 from rnnlab.decoding import SamplingOptions
 from rnnlab.errors import ConfigError, DataError
-from rnnlab.experiments.hello import HelloResult, train_hello
+from rnnlab.experiments.hello import HelloResult, TextbookResult, train_hello, train_textbook
 from rnnlab.io import atomic_write
 from rnnlab.tasks import charlm, load, make_options, train
 from rnnlab.train import TrainConfig, lr_at
@@ -51,6 +51,16 @@ def test_hello_reaches_100_percent():
     assert HelloResult.accuracy(result.before) < 1.0
     assert HelloResult.accuracy(result.after) == 1.0
     assert result.losses[-1] < 0.05 < result.losses[0]
+
+
+def test_textbook_hello_reaches_100_percent():
+    """The slide's RNN: one-hot [h, e, l, o], 3 hidden units; 25% before training, 100% after."""
+    result = train_textbook()
+    assert TextbookResult.accuracy(result.before) < 1.0
+    assert TextbookResult.accuracy(result.after) == 1.0
+    assert result.losses[-1] < 0.05 < result.losses[0]
+    assert [len(s.h) for s in result.after] == [3] * 4 and [len(s.y) for s in result.after] == [4] * 4
+    assert [s.predicted for s in result.after] == list("ello")
 
 
 def test_character_model_learns_real_text(small_text, tmp_path):

@@ -11,9 +11,14 @@ from rnnlab.io import atomic_write
 
 def add_parsers(sub) -> None:
     hello = sub.add_parser("hello", help='the classic toy: learn "hell" -> "ello"')
+    hello.add_argument(
+        "--textbook",
+        action="store_true",
+        help="the lecture's slide: one-hot [h, e, l, o], 3 hidden units, every h_t and y_t printed",
+    )
     hello.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="rnn", help="recurrent cell")
-    hello.add_argument("--hidden", type=int, default=8, metavar="N", help="hidden units")
-    hello.add_argument("--steps", type=int, default=100, metavar="N", help="training steps")
+    hello.add_argument("--hidden", type=int, default=None, metavar="N", help="hidden units (8; the textbook's 3)")
+    hello.add_argument("--steps", type=int, default=None, metavar="N", help="training steps (100; the textbook's 200)")
     hello.add_argument("--seed", type=int, default=0, metavar="S", help="random seed")
     hello.set_defaults(func=cmd_hello)
 
@@ -62,6 +67,10 @@ def add_parsers(sub) -> None:
 def cmd_hello(args) -> int:
     from rnnlab.experiments.hello import HelloResult, train_hello
 
+    if args.textbook:
+        return _textbook(args)
+    args.hidden = 8 if args.hidden is None else args.hidden
+    args.steps = 100 if args.steps is None else args.steps
     if args.hidden < 1 or args.steps < 0:
         raise RnnlabError(f"--hidden must be positive and --steps >= 0, got {args.hidden} and {args.steps}")
     result = train_hello(args.cell, args.hidden, args.steps, seed=args.seed)
@@ -76,6 +85,36 @@ def cmd_hello(args) -> int:
         for s in steps:
             mark = "ok" if s.predicted == s.target else "  "
             print(f"  {s.input!r:>5}  {s.target!r:>6}  {s.predicted!r:>9}  {s.p_target:9.3f}  {mark}")
+        print()
+    if result.losses:
+        print(f"loss {result.losses[0]:.3f} -> {result.losses[-1]:.4f} nats/char")
+    return 0
+
+
+def _textbook(args) -> int:
+    from rnnlab.experiments.hello import TEXTBOOK_VOCAB, TextbookResult, train_textbook
+
+    if args.cell != "rnn":
+        raise RnnlabError("--textbook is the slide's vanilla RNN: leave out --cell")
+    hidden = 3 if args.hidden is None else args.hidden
+    steps = 200 if args.steps is None else args.steps
+    if hidden < 1 or steps < 0:
+        raise RnnlabError(f"--hidden must be positive and --steps >= 0, got {hidden} and {steps}")
+    result = train_textbook(steps, seed=args.seed, hidden_size=hidden)
+    print(
+        f"The lecture's slide: vocabulary [h, e, l, o], each character a one-hot x_t, {hidden} hidden units.\n"
+        "  h_t = tanh(W_hh h_{t-1} + W_xh x_t + b_h)     y_t = W_hy h_t + b_y   (a score for each of h, e, l, o)\n"
+    )
+    width = 7 * hidden - 1  # "+0.123" per unit
+    scores = "  ".join(f"{'y(' + c + ')':>5}" for c in TEXTBOOK_VOCAB)
+    for title, trace in (("before training", result.before), (f"after {steps} steps of Adam", result.after)):
+        print(f"{title}  (accuracy {TextbookResult.accuracy(trace):.0%})")
+        print(f"  x_t  target   {'h_t':<{width}}   {scores}   predicted")
+        for s in trace:
+            h = " ".join(f"{v:+.3f}" for v in s.h)
+            y = "  ".join(f"{v:+5.2f}" for v in s.y)
+            mark = "ok" if s.predicted == s.target else ""
+            print(f"  {s.input!r:>3}  {s.target!r:>6}   {h}   {y}   {s.predicted!r:>9}  {mark}".rstrip())
         print()
     if result.losses:
         print(f"loss {result.losses[0]:.3f} -> {result.losses[-1]:.4f} nats/char")

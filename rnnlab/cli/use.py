@@ -40,6 +40,18 @@ def add_parsers(sub) -> None:
     add_device_flag(ex)
     ex.set_defaults(func=cmd_explain)
 
+    exp = sub.add_parser(
+        "export",
+        help="export a character model or a text classifier to ONNX",
+        description="Write ONNX graphs of a trained run (character model: step.onnx, one token per call with the "
+        "state in and out, and sequence.onnx; text classifier: classifier.onnx) and rnnlab.json (vocabulary, "
+        "labels), then check them against torch with onnxruntime. Needs rnnlab's 'export' extra.",
+    )
+    exp.add_argument("run", metavar="RUN", help="checkpoint folder")
+    exp.add_argument("--format", choices=["onnx"], default="onnx", help="export format")
+    exp.add_argument("--out", metavar="DIR", type=Path, help="folder for the files (default: RUN/onnx)")
+    exp.set_defaults(func=cmd_export)
+
     p = sub.add_parser("translate", help="translate sentences with a trained translator")
     p.add_argument("run", metavar="RUN", help="checkpoint folder")
     p.add_argument("sentences", nargs="*", metavar="SENTENCE", help="sentences to translate")
@@ -79,6 +91,19 @@ def cmd_sample(args) -> int:
         sys.stdout.write(char)
         sys.stdout.flush()
     sys.stdout.write("\n")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from rnnlab.export import export
+
+    run = load(args.run)
+    exported = export(run, args.out or Path(args.run) / "onnx")
+    for path in exported.files:
+        print(f"wrote {path}")
+    print(f"onnxruntime against torch on new inputs: largest difference {exported.max_difference:.2e}")
+    if exported.tokens_per_s:
+        print(f"onnxruntime, step.onnx at batch 1, 1 thread: {exported.tokens_per_s:,.0f} tokens/s")
     return 0
 
 

@@ -3,6 +3,8 @@ beside the weights so that prediction encodes new inputs exactly as training did
 
     WordEncoder     text -> word ids (T,), vocabulary from the training split (then, optionally, words with
                     pretrained vectors), optionally the last N tokens
+    SubwordEncoder  text -> subword ids (T,), a sentencepiece model learned from the training split
+    CharEncoder     text -> character ids (T,), the characters of the training split
     FeatureEncoder  (T, F) numbers -> standardised (T, F), mean and std from the training split
     ColumnEncoder   tokens with columns (word, POS...) -> ids (T, K), a vocabulary per column
 """
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rnnlab.data.subwords import Subwords
 from rnnlab.data.words import WordVocab, tokenize
 from rnnlab.errors import DataError
 
@@ -128,7 +131,71 @@ class ColumnEncoder:
         return {"kind": self.kind, "vocabs": [list(v.words) for v in self.vocabs]}
 
 
-def encoder_from_dict(d: dict):
+@dataclass
+class SubwordEncoder:
+    """Subword units (sentencepiece, unigram language model) learned from the training texts: a
+    language whose words carry their endings (Korean, Finnish...) gets pieces a model sees again."""
+
+    words: Subwords
+    max_tokens: int | None = None
+
+    kind = "subwords"
+
+    @classmethod
+    def fit(cls, texts: list[str], size: int, max_tokens: int | None) -> SubwordEncoder:
+        return cls(Subwords.train(texts, size, model_type="unigram"), max_tokens)
+
+    def encode(self, text: str) -> Tensor:
+        ids = self.words.encode(text)
+        if not ids:
+            raise DataError(f"no pieces in {text[:40]!r}")
+        return torch.tensor(ids[-self.max_tokens :] if self.max_tokens else ids, dtype=torch.int64)
+
+    def input_config(self) -> dict:
+        return {"vocab_sizes": (len(self.words),)}
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "max_tokens": self.max_tokens}  # the model itself is saved as a file
+
+
+@dataclass
+class CharEncoder:
+    """Characters (spaces included), those seen at least ``min_count`` times in the training texts."""
+
+    vocab: WordVocab
+    max_tokens: int | None = None
+
+    kind = "chars"
+
+    @classmethod
+    def fit(cls, texts: list[str], min_count: int, max_tokens: int | None) -> CharEncoder:
+        return cls(WordVocab.build((list(t) for t in texts), 10**6, min_count), max_tokens)
+
+    def encode(self, text: str) -> Tensor:
+        if not text.strip():
+            raise DataError("no characters in an empty text")
+        chars = list(text)
+        return self.vocab.encode(chars[-self.max_tokens :] if self.max_tokens else chars)
+
+    def input_config(self) -> dict:
+        return {"vocab_sizes": (len(self.vocab),)}
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "chars": list(self.vocab.words), "max_tokens": self.max_tokens}
+
+
+def encoder_from_dict(d: dict, files=None):
+    """The encoder ``to_dict`` described; ``files(name)`` reads a file saved beside it (a subword model)."""
+    if d.get("kind") == "subwords":
+        if files is None:
+            raise DataError("a subword encoder needs its model file")
+        return SubwordEncoder(Subwords(files("subwords.spm")), d.get("max_tokens"))
+    if d.get("kind") == "chars":
+        return CharEncoder(WordVocab(tuple(d["chars"])), d.get("max_tokens"))
+    return _simple_encoder_from_dict(d)
+
+
+def _simple_encoder_from_dict(d: dict):
     if d.get("kind") == "words":
         return WordEncoder(WordVocab(tuple(d["words"])), d.get("max_tokens"))
     if d.get("kind") == "features":

@@ -4,10 +4,12 @@
   label 1 = positive; and the 50,000 unlabelled ``aclImdb/train/unsup/*.txt`` reviews, which the
   data set provides for unsupervised learning (no labels, never scored).
 * SST (Socher et al. 2013) sentence files ``stsa.binary.{train,dev,test}``: ``label sentence`` per line.
+* NSMC-style Korean movie reviews (Park 2015): ``ratings_{train,test}.txt(.gz)``, ``id document label``.
 """
 
 from __future__ import annotations
 
+import gzip
 import tarfile
 from pathlib import Path
 
@@ -62,3 +64,33 @@ def read_sst(path: str | Path) -> tuple[list[str], list[int]]:
         texts.append(sentence)
         labels.append(int(label))
     return texts, labels
+
+
+def read_nsmc(folder: str | Path) -> dict[str, tuple[list[str], list[int]]]:
+    """{'train': (texts, labels), 'test': (texts, labels)} from a folder holding the NSMC files
+    ``ratings_{train,test}.txt`` (or ``.txt.gz``): tab-separated ``id document label``, label 1 for a
+    positive review. Reviews with no text (the published files hold a few) are left out."""
+    root = Path(folder)
+    out = {}
+    for split in ("train", "test"):
+        names = [root / f"ratings_{split}.txt.gz", root / f"ratings_{split}.txt"]
+        path = next((p for p in names if p.is_file()), None)
+        if path is None:
+            raise DataError(f"{folder}: expected ratings_{split}.txt(.gz) (the NSMC layout; rnnlab data fetch nsmc)")
+        data = read_bytes(path)
+        try:
+            lines = (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8").splitlines()
+        except (OSError, EOFError, UnicodeDecodeError):
+            raise DataError(f"{path}: not a UTF-8 text file (or gzip of one)") from None
+        if not lines or lines[0].split("\t") != ["id", "document", "label"]:
+            raise DataError(f"{path}: expected the header id<TAB>document<TAB>label")
+        texts, labels = [], []
+        for n, line in enumerate(lines[1:], 2):
+            fields = line.split("\t")
+            if len(fields) != 3 or fields[2] not in ("0", "1"):
+                raise DataError(f"{path}:{n}: expected id<TAB>document<TAB>0 or 1, got {line[:60]!r}")
+            if fields[1].strip():
+                texts.append(fields[1])
+                labels.append(int(fields[2]))
+        out[split] = (texts, labels)
+    return out

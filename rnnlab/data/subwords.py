@@ -1,4 +1,4 @@
-"""Subword vocabularies (sentencepiece BPE), learned from the training side of a corpus only.
+"""Subword vocabularies (sentencepiece: BPE, or a unigram language model), learned from training text only.
 
 words = Subwords.train(lines, vocab_size=8000)      # ids: pad 0, unk 1, bos 2, eos 3
 words.encode("ein Mann fährt Fahrrad .")            # [412, 96, ...]
@@ -23,7 +23,7 @@ class Subwords:
         self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
 
     @classmethod
-    def train(cls, lines: list[str], vocab_size: int) -> Subwords:
+    def train(cls, lines: list[str], vocab_size: int, model_type: str = "bpe") -> Subwords:
         spm = require("sentencepiece", "text")
 
         buffer = io.BytesIO()
@@ -31,7 +31,7 @@ class Subwords:
             sentence_iterator=iter(lines),
             model_writer=buffer,
             vocab_size=vocab_size,
-            model_type="bpe",
+            model_type=model_type,
             pad_id=PAD,
             unk_id=UNK,
             bos_id=BOS,

@@ -20,12 +20,13 @@ from rnnlab.data.tokens import UNK_WORD as UNK
 from rnnlab.errors import DataError
 
 _HTML = re.compile(r"<br\s*/?>|<[^>]{1,20}>")
-_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[\uac00-\ud7a3]+|[^\sa-z0-9]")
 
 
 def tokenize(text: str, lowercase: bool = True) -> list[str]:
-    """Lower-cased words (with an inner apostrophe kept: don't, it's), numbers, and single punctuation marks.
-    HTML line breaks and short tags (IMDB reviews have them) become spaces."""
+    """Lower-cased words (with an inner apostrophe kept: don't, it's), numbers, runs of Hangul syllables
+    (a Korean word with its particles: 영화가), and single punctuation marks. HTML line breaks and short
+    tags (IMDB reviews have them) become spaces."""
     text = _HTML.sub(" ", text)
     return _TOKEN.findall(text.lower() if lowercase else text)
 

@@ -1,10 +1,13 @@
 """Sequence classification (many-to-one): sentiment from text, classes from series.
 
 Sources (exactly one): ``imdb`` (aclImdb_v1.tar.gz, read directly; its test split is the test
-set), ``sst`` (a folder with stsa.binary.{train,dev,test}), ``csv`` (+ ``test_csv``: any CSV/TSV
-with a text column and a label column), ``ts`` (+ ``test_ts``: UEA/sktime .ts series).
+set), ``sst`` (a folder with stsa.binary.{train,dev,test}), ``nsmc`` (Korean movie reviews, a folder
+with ratings_{train,test}.txt(.gz)), ``csv`` (+ ``test_csv``: any CSV/TSV with a text column and a
+label column), ``ts`` (+ ``test_ts``: UEA/sktime .ts series).
 
-Text becomes word ids (vocabulary from the training split only); series are standardised with the
+Text becomes ids of words, of subword units (sentencepiece, learned from the training texts: what
+suits a language whose words carry their endings, such as Korean) or of characters, as ``tokens``
+says; every vocabulary comes from the training split only. Series are standardised with the
 training split's mean and std. With ``pretrain_embeddings``, word2vec first learns word vectors from
 the training texts, IMDB's unlabelled reviews (an IMDB source) and the texts of ``embedding_corpus``;
 they start the embedding table, and the words word2vec knows join the vocabulary after the training
@@ -25,8 +28,8 @@ import torch
 from rnnlab.cells import CellName
 from rnnlab.config import Config
 from rnnlab.data.batching import BucketBatches, eval_batches
-from rnnlab.data.encoders import FeatureEncoder, WordEncoder, encoder_from_dict
-from rnnlab.data.sentiment import read_imdb, read_sst
+from rnnlab.data.encoders import CharEncoder, FeatureEncoder, SubwordEncoder, WordEncoder, encoder_from_dict
+from rnnlab.data.sentiment import read_imdb, read_nsmc, read_sst
 from rnnlab.data.tables import Split, holdout, read_table
 from rnnlab.data.uea import read_ts
 from rnnlab.data.word2vec import corpus_texts, train_word_vectors
@@ -55,12 +58,15 @@ class ClassifierModel(Config):
 class ClassifyData(Config):
     imdb: str | None = None  # [TAR] aclImdb_v1.tar.gz (read directly)
     sst: str | None = None  # [DIR] folder with stsa.binary.{train,dev,test}
+    nsmc: str | None = None  # [DIR] folder with the Korean reviews ratings_{train,test}.txt(.gz)
     csv: str | None = None  # [FILE] CSV/TSV with a text and a label column
     test_csv: str | None = None  # [FILE] test CSV with the same columns
     text_column: str = "text"  # [C] text column of the CSV files
     label_column: str = "label"  # [C] label column of the CSV files
     ts: str | None = None  # [FILE] UEA/sktime .ts training file
     test_ts: str | None = None  # [FILE] UEA/sktime .ts test file
+    tokens: Literal["words", "subwords", "chars"] = "words"  # what a text is cut into
+    subwords: int = 8000  # [N] subword units to learn (with --tokens subwords)
     vocab_size: int = 30_000  # [N] words kept
     min_count: int = 2  # [N] times a word must occur in the training texts to get its own id
     max_tokens: int | None = 400  # [N] keep the last N words of each text
@@ -71,8 +77,12 @@ class ClassifyData(Config):
     val_fraction: float = 0.1  # [F] training share held out to pick the best weights
 
     def __post_init__(self) -> None:
-        if len([n for n in ("imdb", "sst", "csv", "ts") if getattr(self, n)]) != 1:
-            raise ConfigError("give exactly one data source: --imdb, --sst, --csv or --ts")
+        if len([n for n in ("imdb", "sst", "nsmc", "csv", "ts") if getattr(self, n)]) != 1:
+            raise ConfigError("give exactly one data source: --imdb, --sst, --nsmc, --csv or --ts")
+        if self.pretrain_embeddings and self.tokens != "words":
+            raise ConfigError("word2vec learns vectors of words: --pretrain-embeddings needs --tokens words")
+        if self.subwords < 8:
+            raise ConfigError(f"subwords must be at least 8, got {self.subwords}")
         if self.embedding_corpus and not self.pretrain_embeddings:
             raise ConfigError("an embedding corpus is text for word2vec: add --pretrain-embeddings")
         if self.batch_size < 1 or self.vocab_size < 3 or self.min_count < 1:
@@ -110,16 +120,19 @@ class RawData:
 @dataclass
 class ClassifierLearned(Learned):
     labels: list[str]  # class names in id order
-    encoder: WordEncoder | FeatureEncoder
+    encoder: WordEncoder | SubwordEncoder | CharEncoder | FeatureEncoder
     input: str  # "text" or "series"
     vectors: object = None  # word2vec's vectors, when it ran (used once, to start the embeddings; not saved)
 
     def to_dict(self) -> dict:
         return {"labels": self.labels, "encoder": self.encoder.to_dict(), "input": self.input}
 
+    def files(self) -> dict[str, bytes]:
+        return {"subwords.spm": self.encoder.words.proto} if isinstance(self.encoder, SubwordEncoder) else {}
+
     @classmethod
     def load(cls, saved: dict, read) -> ClassifierLearned:
-        return cls(list(saved["labels"]), encoder_from_dict(saved["encoder"]), saved.get("input", "text"))
+        return cls(list(saved["labels"]), encoder_from_dict(saved["encoder"], read), saved.get("input", "text"))
 
     def encode(self, split: Split, what: str) -> tuple[list, list[int]]:
         index = {name: i for i, name in enumerate(self.labels)}
@@ -135,6 +148,10 @@ def read_source(d: ClassifyData, seed: int) -> RawData:
         train, val = holdout(Split(data["train"][0], [str(y) for y in data["train"][1]]), d.val_fraction, seed)
         test = Split(data["test"][0], [str(y) for y in data["test"][1]])
         return RawData(train, val, test, "text", unlabelled=data["unsup"][0])
+    if d.nsmc:
+        data = read_nsmc(d.nsmc)
+        train, val = holdout(Split(data["train"][0], [str(y) for y in data["train"][1]]), d.val_fraction, seed)
+        return RawData(train, val, Split(data["test"][0], [str(y) for y in data["test"][1]]), "text")
     if d.sst:
         parts = {name: Split(*read_sst(Path(d.sst) / f"stsa.binary.{name}")) for name in ("train", "dev", "test")}
         parts = {k: Split(v.inputs, [str(y) for y in v.labels]) for k, v in parts.items()}
@@ -174,6 +191,10 @@ class ClassifyTask(Task):
         if raw.input == "series":
             return ClassifierLearned(names, FeatureEncoder.fit(raw.train.inputs), raw.input)
         d, vectors = options.data, None
+        if d.tokens == "subwords":
+            return ClassifierLearned(names, SubwordEncoder.fit(raw.train.inputs, d.subwords, d.max_tokens), raw.input)
+        if d.tokens == "chars":
+            return ClassifierLearned(names, CharEncoder.fit(raw.train.inputs, d.min_count, d.max_tokens), raw.input)
         if d.pretrain_embeddings:
             corpus = raw.train.inputs + raw.unlabelled + corpus_texts(d.embedding_corpus)
             vectors = train_word_vectors(corpus, options.model.embedding_dim, d.min_count, options.train.seed)
