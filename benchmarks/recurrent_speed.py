@@ -1,11 +1,18 @@
 """Forward+backward speed of rnnlab's Recurrent against bare torch.nn.LSTM / GRU / RNN, same run.
 
-    python benchmarks/recurrent_speed.py [--repeats 7] [--threads 2] [--tables dense ragged]
+    python benchmarks/recurrent_speed.py [--repeats 7] [--threads 2] [--tables dense ragged handwritten]
 
 For each cell and size it times one forward and backward pass of (B, T, H) -> (B, T, H), with the
 same weights, through: bare torch.nn, rnnlab's fused path (``Recurrent.forward``) and rnnlab's
 explicit Python loop (``Recurrent.forward_explicit``). It prints tokens/s and the ratio to torch.nn
 (goal: fused >= 0.95x). Calls are interleaved and the median of the repeats is used.
+
+The handwritten table times the explicit path two ways, autograd through the Python loop
+(``forward_explicit``) and the hand-written BPTT of rnnlab/bptt.py (``forward_handwritten``), for
+the three torch cells (against their own torch kernel) and the cells torch has no kernel for
+(layer-norm LSTM, peephole LSTM: against torch.nn.LSTM of the same size), with the GFLOP/s the
+hand-written path reaches beside a large sgemm's, measured in the same run. It is where
+``rnnlab.recurrent.HANDWRITTEN_UP_TO`` comes from.
 
 The ragged table times bidirectional LSTMs over batches of mixed lengths (lengths uniform in
 [T/5, T]): torch.nn over a packed sequence (``pack_padded_sequence``, the usual way) against
@@ -24,7 +31,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import interleaved_medians  # noqa: E402
 
-from rnnlab.recurrent import from_torch  # noqa: E402
+from rnnlab.cells import CELLS  # noqa: E402
+from rnnlab.recurrent import Recurrent, from_torch  # noqa: E402
 
 SIZES = [(32, 128, 256), (64, 128, 512)]  # (B, T, H)
 RAGGED = [(32, 260, 80, 128, 2), (64, 400, 128, 128, 1), (64, 30, 256, 256, 2)]  # (B, T, I, H, layers)
@@ -43,7 +51,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--tables", nargs="+", choices=["dense", "ragged"], default=["dense", "ragged"])
+    parser.add_argument(
+        "--tables", nargs="+", choices=["dense", "ragged", "handwritten"], default=["dense", "ragged", "handwritten"]
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, median of {args.repeats}")
@@ -51,6 +61,8 @@ def main() -> None:
         dense(args.repeats)
     if "ragged" in args.tables:
         ragged(args.repeats)
+    if "handwritten" in args.tables:
+        handwritten(args.repeats)
 
 
 def dense(repeats: int) -> None:
@@ -68,7 +80,7 @@ def dense(repeats: int) -> None:
             times = interleaved_medians(
                 {
                     "torch": fwd_bwd(ref, x),
-                    "fused": fwd_bwd(ours.forward, x),
+                    "fused": fwd_bwd(ours.forward_fused, x),
                     "explicit": fwd_bwd(ours.forward_explicit, x),
                 },
                 repeats=repeats,
@@ -81,6 +93,49 @@ def dense(repeats: int) -> None:
                 f"{tps['explicit']:>14,.0f} {r_explicit:>5.2f}x"
             )
     print(f"slowest fused ratio: {worst:.2f}x (goal >= 0.95x)")
+
+
+HANDWRITTEN_SIZES = [(32, 128, 256), (64, 128, 512), (16, 512, 128), (32, 128, 128)]  # (B, T, H)
+GEMMS_PER_TOKEN = {"lstm": 4, "gru": 3, "rnn": 1, "lnlstm": 4, "peephole": 4}  # gates: G of (G*H, H) products
+
+
+def sgemm_peak(repeats: int) -> float:
+    """GFLOP/s of a 1024^3 float32 matrix product, the machine's practical peak for these threads."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    seconds = interleaved_medians({"mm": lambda: a @ b}, repeats=repeats)["mm"]
+    return 2 * 1024**3 / seconds / 1e9
+
+
+def handwritten(repeats: int) -> None:
+    peak = sgemm_peak(repeats)
+    print(f"hand-written BPTT (rnnlab/bptt.py); sgemm 1024^3 on these threads: {peak:.0f} GFLOP/s")
+    print(
+        f"{'cell':8} {'B':>3} {'T':>4} {'H':>4} | {'reference':>15} {'tok/s':>9} | {'autograd loop':>13} | "
+        f"{'hand-written':>12} {'GFLOP/s':>8}"
+    )
+    for name in GEMMS_PER_TOKEN:
+        for B, T, H in HANDWRITTEN_SIZES:
+            torch.manual_seed(0)
+            reference = MODULES.get(name, nn.LSTM)(H, H, batch_first=True)
+            ours = Recurrent(CELLS[name], H, H)
+            x = torch.randn(B, T, H, requires_grad=True)
+            times = interleaved_medians(
+                {
+                    "torch": fwd_bwd(reference, x),
+                    "autograd": fwd_bwd(ours.forward_explicit, x),
+                    "handwritten": fwd_bwd(ours.forward_handwritten, x),
+                },
+                repeats=repeats,
+            )
+            tps = {k: B * T / v for k, v in times.items()}
+            # forward: input and hidden products; backward: twice that (inputs' and weights' gradients)
+            flops = 3 * 2 * GEMMS_PER_TOKEN[name] * H * (H + H) * B * T
+            ref_name = f"torch.nn.{type(reference).__name__}"
+            print(
+                f"{name:8} {B:>3} {T:>4} {H:>4} | {ref_name:>15} {tps['torch']:>9,.0f} | "
+                f"{tps['autograd'] / tps['torch']:>12.2f}x | {tps['handwritten'] / tps['torch']:>11.2f}x "
+                f"{flops / times['handwritten'] / 1e9:>8.1f}"
+            )
 
 
 def ragged(repeats: int) -> None:

@@ -104,6 +104,14 @@ class Cell(nn.Module):
         """The torch op running stacks of this cell over time, or None (explicit loop only)."""
         return None
 
+    def hh_bias(self) -> Tensor | None:
+        """The bias added inside the hidden product hw = W_hh h_{t-1} + b_hh of the hand-written path."""
+        return self.bias_hh
+
+    def extra_parameters(self) -> tuple[nn.Parameter, ...]:
+        """Parameters a cell's step uses besides the four torch.nn ones (none here)."""
+        return ()
+
 
 class RNNCell(Cell):
     """Vanilla (Elman) RNN cell, as ``torch.nn.RNNCell``::
@@ -132,6 +140,16 @@ class RNNCell(Cell):
     def recur(self, xw: Tensor, state: State) -> State:
         pre = xw + F.linear(state[0], self.weight_hh, self.bias_hh)  # (B, H)
         return (torch.tanh(pre) if self.nonlinearity == "tanh" else torch.relu(pre),)
+
+    # the hand-written step gradient (rnnlab/bptt.py): hw = W_hh h_{t-1} + b_hh
+    def step_forward(self, xw: Tensor, hw: Tensor, state: State):
+        h = torch.tanh(xw + hw) if self.nonlinearity == "tanh" else torch.relu(xw + hw)
+        return (h,), h
+
+    def step_backward(self, h: Tensor, d_state: State):
+        (d_h,) = d_state
+        d_pre = d_h * (1 - h * h) if self.nonlinearity == "tanh" else d_h * (h > 0)
+        return d_pre, d_pre, (None,), ()
 
     def fused_kernel(self) -> Callable:
         return torch.rnn_tanh if self.nonlinearity == "tanh" else torch.rnn_relu
@@ -167,6 +185,27 @@ class LSTMCell(Cell):
         c = f * c + i * g
         return o * torch.tanh(c), c
 
+    # the hand-written step gradient (rnnlab/bptt.py): hw = W_hh h_{t-1} + b_hh
+    def step_forward(self, xw: Tensor, hw: Tensor, state: State):
+        _, c_prev = state
+        a = xw + hw  # (B, 4H)
+        s = torch.sigmoid(a)  # i, f, o are its slices (the g slice is not used)
+        i, f, _, o = s.chunk(4, dim=1)
+        g = torch.tanh(a[:, 2 * self.hidden_size : 3 * self.hidden_size])
+        c = torch.addcmul(f * c_prev, i, g)
+        tanh_c = torch.tanh(c)
+        return (o * tanh_c, c), (s, g, c_prev, tanh_c)
+
+    def step_backward(self, cache, d_state: State):
+        s, g, c_prev, tanh_c = cache
+        i, f, _, o = s.chunk(4, dim=1)
+        d_h, d_c = d_state
+        d_c = torch.addcmul(d_c, d_h * o, 1 - tanh_c * tanh_c)  # c_t feeds h_t and c_{t+1}
+        d_a = torch.cat(
+            [d_c * g * i * (1 - i), d_c * c_prev * f * (1 - f), d_c * i * (1 - g * g), d_h * tanh_c * o * (1 - o)], dim=1
+        )
+        return d_a, d_a, (None, d_c * f), ()  # xw and hw enter as a sum: one gradient for both
+
     def fused_kernel(self) -> Callable:
         return torch.lstm
 
@@ -201,6 +240,27 @@ class GRUCell(Cell):
         _, z, n = self.gates(xw, h)
         return (n + z * (h - n),)  # = (1 - z) * n + z * h
 
+    # the hand-written step gradient (rnnlab/bptt.py): hw = W_hh h_{t-1} + b_hh
+    def step_forward(self, xw: Tensor, hw: Tensor, state: State):
+        (h_prev,) = state
+        H = self.hidden_size
+        rz = torch.sigmoid(xw[:, : 2 * H] + hw[:, : 2 * H])  # (B, 2H): r, z
+        r, z = rz[:, :H], rz[:, H:]
+        h_n = hw[:, 2 * H :]
+        n = torch.tanh(torch.addcmul(xw[:, 2 * H :], r, h_n))
+        return (torch.addcmul(n, z, h_prev - n),), (rz, n, h_n, h_prev)
+
+    def step_backward(self, cache, d_state: State):
+        rz, n, h_n, h_prev = cache
+        H = self.hidden_size
+        r, z = rz[:, :H], rz[:, H:]
+        (d_h,) = d_state
+        d_an = d_h * (1 - z) * (1 - n * n)  # through n = tanh(...)
+        d_arz = torch.cat([d_an * h_n, d_h * (h_prev - n)], dim=1) * rz * (1 - rz)  # through the sigmoids
+        d_xw = torch.cat([d_arz, d_an], dim=1)
+        d_hw = torch.cat([d_arz, d_an * r], dim=1)  # r multiplies W_hn h + b_hn
+        return d_xw, d_hw, (d_h * z,), ()
+
     def fused_kernel(self) -> Callable:
         return torch.gru
 
@@ -224,19 +284,26 @@ def bias_to_remember(cell: Cell, bias: float = 3.0) -> None:
 
 
 from rnnlab.scan import MinGRUCell, MinLSTMCell  # noqa: E402  (minimal RNNs: rnnlab/scan.py)
+from rnnlab.variants import LayerNormLSTMCell, PeepholeLSTMCell, zoneout_gru, zoneout_lstm  # noqa: E402
 
-CELLS: dict[str, type[Cell]] = {
+CELLS: dict[str, Callable[[int, int], Cell]] = {
     "rnn": RNNCell,
     "lstm": LSTMCell,
     "gru": GRUCell,
     "mingru": MinGRUCell,  # type: ignore[dict-item]  (same contract, no weight_hh)
     "minlstm": MinLSTMCell,  # type: ignore[dict-item]
+    "lnlstm": LayerNormLSTMCell,
+    "peephole": PeepholeLSTMCell,
+    "zoneout-lstm": zoneout_lstm,  # type: ignore[dict-item]  (a wrapper with the cell contract)
+    "zoneout-gru": zoneout_gru,  # type: ignore[dict-item]
 }
-CellName = Literal["lstm", "gru", "rnn", "mingru", "minlstm"]  # the names configs and the command line use
+CellName = Literal[
+    "lstm", "gru", "rnn", "mingru", "minlstm", "lnlstm", "peephole", "zoneout-lstm", "zoneout-gru"
+]  # the names configs and the command line use
 
 
-def cell_class(name: str) -> type[Cell]:
-    """The cell class for a name used in configs and on the command line: rnn, lstm, gru, mingru or minlstm."""
+def cell_class(name: str) -> Callable[[int, int], Cell]:
+    """The cell class (or factory) for a name used in configs and on the command line (``CELLS``)."""
     try:
         return CELLS[name]
     except KeyError:

@@ -44,10 +44,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from rnnlab import bptt
 from rnnlab.cells import Cell, GRUCell, LSTMCell, RNNCell, State
 from rnnlab.errors import ConfigError
 
 _TORCH_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+HANDWRITTEN_UP_TO = {"GRUCell": 256, "RNNCell": 256}  # largest H where the hand-written path beats torch on CPU
 MAX_LAYERS = 64  # deeper stacks of recurrent layers do not train; a typo (1000000) fails here, not in memory
 
 
@@ -145,17 +147,52 @@ class Recurrent(nn.Module):
     def forward(self, x: Tensor, state: State | None = None, lengths: Tensor | None = None) -> tuple[Tensor, State]:
         """(B, T, I) -> ((B, T, D*H), state); the fused kernel when the cells have one."""
         state, lengths = self._check(x, state, lengths)
-        if self.fused:
+        if self.fused and not self._handwritten_wins(x):
             return self._run_fused(x, state, lengths)
         if self.scanned:
             return self._run_scan(x, state, lengths)
+        output, state, _ = self._run_explicit(x, state, lengths, record=False, handwritten=self.handwritten)
+        return output, state
+
+    @property
+    def handwritten(self) -> bool:
+        """Whether every cell has a hand-written step gradient (``rnnlab.bptt``): the explicit path of
+        ``forward`` then runs one autograd Function per layer instead of a graph of every step."""
+        return all(bptt.supports(c) for c in self.cells)
+
+    def _handwritten_wins(self, x: Tensor) -> bool:
+        """Whether, for a cell torch has a kernel for, the hand-written path is the faster one here:
+        measured (benchmarks/recurrent_speed.py --tables handwritten), when training on a CPU, for the
+        GRU and the vanilla RNN at hidden sizes up to ``HANDWRITTEN_UP_TO``; never for the LSTM, whose
+        oneDNN kernel no Python loop matches."""
+        cell = self.cells[0]
+        return (
+            x.device.type == "cpu"
+            and torch.is_grad_enabled()
+            and isinstance(cell, (GRUCell, RNNCell))
+            and self.hidden_size <= HANDWRITTEN_UP_TO.get(type(cell).__name__, 0)
+        )
+
+    def forward_fused(self, x: Tensor, state: State | None = None, lengths: Tensor | None = None) -> tuple[Tensor, State]:
+        """Same contract as ``forward``, always through torch's kernel (for the cells that have one)."""
+        if not self.fused:
+            raise ValueError(f"torch has no fused kernel for {type(self.cells[0]).__name__}")
+        state, lengths = self._check(x, state, lengths)
+        return self._run_fused(x, state, lengths)
+
+    def forward_explicit(self, x: Tensor, state: State | None = None, lengths: Tensor | None = None) -> tuple[Tensor, State]:
+        """Same contract as ``forward``, always through the Python loop over ``cell.recur`` under autograd
+        (the reference the other paths are tested against)."""
+        state, lengths = self._check(x, state, lengths)
         output, state, _ = self._run_explicit(x, state, lengths, record=False)
         return output, state
 
-    def forward_explicit(self, x: Tensor, state: State | None = None, lengths: Tensor | None = None) -> tuple[Tensor, State]:
-        """Same contract as ``forward``, always through the Python loop over ``cell.recur``."""
+    def forward_handwritten(self, x: Tensor, state: State | None = None, lengths: Tensor | None = None):
+        """Same contract as ``forward``, through the hand-written BPTT of ``rnnlab.bptt``."""
+        if not self.handwritten:
+            raise ValueError(f"{type(self.cells[0]).__name__} has no hand-written step gradient")
         state, lengths = self._check(x, state, lengths)
-        output, state, _ = self._run_explicit(x, state, lengths, record=False)
+        output, state, _ = self._run_explicit(x, state, lengths, record=False, handwritten=True)
         return output, state
 
     def trace(self, x: Tensor, state: State | None = None, lengths: Tensor | None = None) -> Trace:
@@ -345,7 +382,7 @@ class Recurrent(nn.Module):
 
     # ------------------------------------------------------------------ explicit
 
-    def _run_explicit(self, x: Tensor, state: State, lengths: Tensor | None, record: bool):
+    def _run_explicit(self, x: Tensor, state: State, lengths: Tensor | None, record: bool, handwritten: bool = False):
         steps, batch = x.shape[1], x.shape[0]
         D = self.num_directions
         mask = None  # (T, B, 1): True where a step is real
@@ -361,7 +398,11 @@ class Recurrent(nn.Module):
                 k = layer * D + direction
                 cell = self.cells[k]
                 seq = layer_input if direction == 0 else _flip(layer_input, reverse)
-                out, final, recorded = _scan(cell, seq, tuple(s[k] for s in state), mask, record)
+                if handwritten and not record:
+                    out, final = bptt.recurrence(cell, cell.project(seq), tuple(s[k] for s in state), mask)
+                    recorded = {}
+                else:
+                    out, final, recorded = _scan(cell, seq, tuple(s[k] for s in state), mask, record)
                 if direction == 1:
                     out = _flip(out, reverse)
                     recorded = {n: _flip(v, reverse) for n, v in recorded.items()}
@@ -385,7 +426,7 @@ def _scan(cell: Cell, x: Tensor, state: State, mask: Tensor | None, record: bool
     Iterates over ``unbind`` views: indexing xw[t] inside the loop would make backward quadratic in T.
     """
     xw = cell.project(x)  # (T, B, G*H): one matrix product for all steps
-    h0 = state[0]
+    h0, state0 = state[0], state
     outputs, states = [], []
     if mask is None:
         for xw_t in xw.unbind(0):
@@ -403,7 +444,11 @@ def _scan(cell: Cell, x: Tensor, state: State, mask: Tensor | None, record: bool
         for i, name in enumerate(cell.state_names):
             recorded[name] = torch.stack([s[i] for s in states])  # (T, B, H)
         h_prev = torch.cat([h0.unsqueeze(0), recorded["h"][:-1]])  # (T, B, H): h_{t-1}
-        recorded.update(zip(cell.gate_names, cell.gates(xw, h_prev)))
+        if hasattr(cell, "gates_of"):  # gates that read more of the state than h (peepholes)
+            previous = tuple(torch.cat([s0.unsqueeze(0), recorded[n][:-1]]) for s0, n in zip(state0, cell.state_names))
+            recorded.update(zip(cell.gate_names, cell.gates_of(xw, previous)))
+        else:
+            recorded.update(zip(cell.gate_names, cell.gates(xw, h_prev)))
         if mask is not None:
             recorded = {name: value * mask for name, value in recorded.items()}
     return torch.stack(outputs), state, recorded

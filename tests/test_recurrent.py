@@ -35,7 +35,7 @@ def test_stretches_equal_explicit_with_gradients(cell):
     state = tuple(torch.randn_like(s, requires_grad=True) for s in rec.initial_state(4, dtype=torch.float64))
     lengths = torch.tensor([30, 9, 9, 22])
     assert stretches_pay(lengths)
-    out_f, fin_f, grads_f = _run(rec, rec.forward, x, state, lengths)
+    out_f, fin_f, grads_f = _run(rec, rec.forward_fused, x, state, lengths)
     out_e, fin_e, grads_e = _run(rec, rec.forward_explicit, x, state, lengths)
     torch.testing.assert_close(out_f, out_e, atol=1e-10, rtol=1e-10)
     for a, b in zip(fin_f, fin_e):
@@ -75,7 +75,7 @@ def test_fused_equals_explicit(cell, layers, bidirectional, ragged, dtype):
     rec = Recurrent(CELLS[cell], 3, 5, num_layers=layers, bidirectional=bidirectional).to(dtype)
     assert rec.fused
     x, state, lengths = _inputs(rec, dtype, ragged)
-    out_f, fin_f, grads_f = _run(rec, rec.forward, x, state, lengths)
+    out_f, fin_f, grads_f = _run(rec, rec.forward_fused, x, state, lengths)
     out_e, fin_e, grads_e = _run(rec, rec.forward_explicit, x, state, lengths)
     tol = TOL[dtype]
     torch.testing.assert_close(out_f, out_e, atol=tol, rtol=tol)
@@ -97,7 +97,7 @@ def test_state_dict_moves_both_ways_with_torch(cell, torch_cls, bidirectional):
     x = torch.randn(2, 6, 3)
     ref_out, ref_state = theirs(x)
     ref_state = ref_state if isinstance(ref_state, tuple) else (ref_state,)
-    for fn in (ours.forward, ours.forward_explicit):
+    for fn in (ours.forward, ours.forward_fused, ours.forward_explicit, ours.forward_handwritten):
         out, state = fn(x)
         torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
         for a, b in zip(state, ref_state):
@@ -140,7 +140,7 @@ def test_lengths_padding_is_ignored():
     rec = Recurrent(LSTMCell, 3, 4, num_layers=2, bidirectional=True)
     x = torch.randn(2, 6, 3)
     lengths = torch.tensor([6, 4])
-    for fn in (rec.forward, rec.forward_explicit):
+    for fn in (rec.forward, rec.forward_explicit, rec.forward_handwritten):
         out, (h, c) = fn(x, lengths=lengths)
         alone, (h1, c1) = fn(x[1:, :4])
         torch.testing.assert_close(out[1, :4], alone[0], atol=1e-6, rtol=1e-6)

@@ -1,8 +1,9 @@
 """NumPy reference implementations: forward passes and hand-written backpropagation through time.
 
-One file per cell (rnn.py, lstm.py, gru.py), each a single layer run over a batch of sequences,
-with the same parameter layout as rnnlab.cells and torch.nn. They are the test oracle that the
-PyTorch code is checked against, and the shortest readable account of BPTT:
+One file per cell (rnn.py, lstm.py, gru.py; lnlstm.py and peephole.py for rnnlab.variants), each a
+single layer run over a batch of sequences, with the same parameter layout as rnnlab.cells and
+torch.nn. They are the test oracle that the PyTorch code is checked against, and the shortest
+readable account of BPTT:
 
     forward(x, state0, params) -> (hs, final_state, cache)
         x (B, T, I), state0 tuple of (B, H), params {weight_ih, weight_hh, bias_ih, bias_hh}
@@ -16,8 +17,8 @@ The backward pass walks t = T-1 ... 0, adding to dL/dh_t the gradient arriving f
 are shared across time, so their gradient is the sum of every step's contribution.
 """
 
-from rnnlab.reference import gru, lstm, rnn
+from rnnlab.reference import gru, lnlstm, lstm, peephole, rnn
 
-MODULES = {"rnn": rnn, "lstm": lstm, "gru": gru}
+MODULES = {"rnn": rnn, "lstm": lstm, "gru": gru, "lnlstm": lnlstm, "peephole": peephole}
 
-__all__ = ["MODULES", "gru", "lstm", "rnn"]
+__all__ = ["MODULES", "gru", "lnlstm", "lstm", "peephole", "rnn"]
