@@ -9,7 +9,7 @@ one, interleaved, median of the repeats; the ratio is against torch.nn.LSTM of t
 Goal: minimal RNNs >= 2x torch.nn.LSTM at T >= 256.
 
 Table 2 (which scan): minGRU, B 32, H 256, T from 1 to 1024: parallel against sequential, which
-is where ``rnnlab.scan.CPU_PARALLEL_FROM`` comes from.
+is where ``rnnlab.scan.prefer_parallel``'s rule for CPUs comes from.
 """
 
 from __future__ import annotations
@@ -82,8 +82,7 @@ def crossover_table(repeats: int, device: torch.device) -> None:
 
         def run(parallel, x=x, h0=h0):
             def call():
-                log_a, log_b = cell.coefficients(cell.project(x))
-                linear_scan(log_a, log_b, h0, parallel).sum().backward()
+                linear_scan(cell, cell.project(x), h0, None, parallel).sum().backward()
 
             return call
 

@@ -94,7 +94,8 @@ def main() -> None:
     if args.only != ["nsmc"]:
         save("sentiment", rows)
     else:
-        save("sentiment_nsmc" if args.minutes_nsmc else "sentiment_nsmc_tokens", rows)
+        name = "sentiment_nsmc" if args.minutes_nsmc else "sentiment_nsmc_tokens"
+        save(name + (f"_{args.tokens}" if args.tokens else ""), rows)
 
 
 def nsmc(args) -> list[dict]:
@@ -113,7 +114,8 @@ def nsmc(args) -> list[dict]:
     budget = {"max_minutes": args.minutes_nsmc, "eval_every": 500, "weight_decay": 0.1}
     rows.append({"data": f"NSMC, {tokens}", **run(f"nsmc_bilstm_{tokens}", model, data | {"tokens": tokens}, budget)})
     bag = {"max_minutes": 6, "eval_every": 200}
-    rows.append({"data": f"NSMC, {tokens}", **run("nsmc_bag", model | {"baseline": True}, data | {"tokens": tokens}, bag)})
+    bag_name = "nsmc_bag" if tokens == "subwords" else f"nsmc_bag_{tokens}"
+    rows.append({"data": f"NSMC, {tokens}", **run(bag_name, model | {"baseline": True}, data | {"tokens": tokens}, bag)})
     return rows
 
 

@@ -219,7 +219,12 @@ def _write_onnx(module: nn.Module, args: tuple, inputs: list[str], outputs: list
     level = exporter_log.level
     exporter_log.setLevel(logging.ERROR)  # "torchvision is not installed" and the like
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.inference_mode(False):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            torch.inference_mode(False),
+            torch.no_grad(),
+        ):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 module,

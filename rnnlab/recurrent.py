@@ -35,7 +35,6 @@ last's, in training mode only (as torch.nn does).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -205,12 +204,34 @@ class Recurrent(nn.Module):
         """One time step, a pure function: x_t (B, I), state tuple of (L, B, H) (None: zeros) ->
         (y_t (B, H), the last layer's h_t; the new state, tuple of (L, B, H)).
 
-        The explicit cells run (for one step they beat the fused kernel's per-call set-up); dropout
-        between layers applies in training mode, as in ``forward``. Every step-by-step user calls
+        In inference (eval mode, no gradient) the LSTM, GRU and RNN run through torch's one-step
+        functions (``torch.lstm_cell``...); otherwise the explicit cells (for one step either beats
+        the sequence kernel's per-call set-up). Dropout between layers applies in training mode, as
+        in ``forward``. Every step-by-step user calls
         this (or ``step_projected``): the stepper, the language model's generator, the decoder,
         scheduled sampling. Only a unidirectional network can be stepped.
         """
+        if self.fused and not self.training and not torch.is_grad_enabled():
+            return self._step_kernel(x, state)
         return self.step_projected(self.cells[0].project(x), state)
+
+    def _step_kernel(self, x: Tensor, state: State | None) -> tuple[Tensor, State]:
+        """``step`` in inference through torch's one-step cell functions (``torch.lstm_cell``...): each
+        layer's two products and its whole gate arithmetic in one C++ call, no Python per gate."""
+        if self.bidirectional:
+            raise ValueError("a bidirectional network needs the whole sequence; it cannot be stepped")
+        if state is None:
+            state = self.initial_state(x.shape[0], dtype=x.dtype, device=x.device)
+        step = STEP_KERNELS[self.cells[0].fused_kernel()]
+        layers = []
+        for k, cell in enumerate(self.cells):
+            weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+            new = step(x, tuple(s[k] for s in state) if len(state) == 2 else state[0][k], *weights)
+            layers.append(new if isinstance(new, tuple) else (new,))
+            x = layers[-1][0]
+        if len(layers) == 1:
+            return x, tuple(s.unsqueeze(0) for s in layers[0])
+        return x, tuple(torch.stack([layer[i] for layer in layers]) for i in range(len(state)))
 
     def step_projected(self, xw: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """``step`` given the first layer's projected input xw = W_ih x_t + b_ih (B, G*H) (a caller
@@ -367,11 +388,7 @@ class Recurrent(nn.Module):
                 k = layer * D + direction
                 cell = self.cells[k]
                 seq = layer_input if direction == 0 else _flip_batch_first(layer_input, reverse)
-                log_a, log_b = cell.coefficients(cell.project(seq))  # each (B, T, H)
-                if mask is not None:
-                    log_a = log_a.masked_fill(~mask, 0.0)  # a = 1: keep the state
-                    log_b = log_b.masked_fill(~mask, -math.inf)  # b = 0: add nothing
-                h = linear_scan(log_a, log_b, state[0][k], parallel)  # (B, T, H)
+                h = linear_scan(cell, cell.project(seq), state[0][k], mask, parallel)  # (B, T, H)
                 finals.append((h[:, -1],))
                 out = h if mask is None else h * mask
                 outputs.append(out if direction == 0 else _flip_batch_first(out, reverse))
@@ -452,6 +469,14 @@ def _scan(cell: Cell, x: Tensor, state: State, mask: Tensor | None, record: bool
         if mask is not None:
             recorded = {name: value * mask for name, value in recorded.items()}
     return torch.stack(outputs), state, recorded
+
+
+STEP_KERNELS = {  # torch's whole-sequence kernel -> its one-step function
+    torch.lstm: torch.lstm_cell,
+    torch.gru: torch.gru_cell,
+    torch.rnn_tanh: torch.rnn_tanh_cell,
+    torch.rnn_relu: torch.rnn_relu_cell,
+}
 
 
 def full_lengths(inputs: Tensor) -> Tensor:

@@ -24,10 +24,11 @@ equal in value (tests, 1e-10 in float64):
     parallel    the log-space scan above, in chunks of ``CHUNK`` steps so that float32 keeps its
                 precision over long sequences (``scan_parallel``)
 
-``linear_scan`` picks between the last two by device and length (``prefer_parallel``: measured, see
-benchmarks/minimal_rnn.py). The cells keep rnnlab's cell contract (``project``, ``gates``, ``recur``),
-so ``Recurrent`` runs them with layers, directions, dropout, lengths, ``trace`` and ``stepper``, and
-the tasks take them as ``--cell mingru`` / ``--cell minlstm``. They have no hidden-to-hidden weights.
+``linear_scan`` picks between the last two by device and length (``prefer_parallel``, measured by
+benchmarks/minimal_rnn.py: on this CPU the sequential loop, with its gradient written out, wins).
+The cells keep rnnlab's cell contract (``project``, ``gates``, ``recur``), so ``Recurrent`` runs
+them with layers, directions, dropout, lengths, ``trace`` and ``stepper``, and the tasks take them
+as ``--cell mingru`` / ``--cell minlstm``. They have no hidden-to-hidden weights.
 """
 
 from __future__ import annotations
@@ -58,14 +59,39 @@ def log_g(v: Tensor) -> Tensor:
 # ---------------------------------------------------------------------- scans
 
 
-def scan_sequential(log_a: Tensor, log_b: Tensor, h0: Tensor) -> Tensor:
-    """h_t = a_t h_{t-1} + b_t one step after the other. log_a, log_b (B, T, H), h0 (B, H) -> h (B, T, H)."""
-    a, b = log_a.exp(), log_b.exp()
-    h, out = h0, []
-    for a_t, b_t in zip(a.unbind(1), b.unbind(1)):  # unbind: indexing inside the loop makes backward O(T^2)
-        h = torch.addcmul(b_t, a_t, h)
-        out.append(h)
-    return torch.stack(out, dim=1)
+def scan_sequential(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    """h_t = a_t h_{t-1} + b_t one step after the other: a, b (B, T, H), h0 (B, H) -> h (B, T, H).
+
+    One autograd Function with its gradient written out (one fused multiply-add per step each way):
+    dL/dh_t = dL/dout_t + a_{t+1} dL/dh_{t+1},  dL/db_t = dL/dh_t,  dL/da_t = dL/dh_t h_{t-1}.
+    """
+    return _SequentialScan.apply(a, b, h0)
+
+
+class _SequentialScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+        a_t, b_t = a.transpose(0, 1).contiguous(), b.transpose(0, 1).contiguous()  # (T, B, H)
+        out = torch.empty_like(b_t)
+        h = h0
+        for t in range(a_t.shape[0]):
+            h = torch.addcmul(b_t[t], a_t[t], h, out=out[t])
+        ctx.save_for_backward(a_t, out, h0)
+        return out.transpose(0, 1).contiguous()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out: Tensor):
+        a_t, out, h0 = ctx.saved_tensors
+        d = d_out.transpose(0, 1).contiguous()  # (T, B, H)
+        d_b = torch.empty_like(d)  # dL/dh_t, which is also dL/db_t
+        steps = d.shape[0]
+        d_b[steps - 1] = d[steps - 1]
+        for t in range(steps - 2, -1, -1):
+            torch.addcmul(d[t], a_t[t + 1], d_b[t + 1], out=d_b[t])
+        h_prev = torch.cat([h0.unsqueeze(0), out[:-1]])  # (T, B, H)
+        d_a = d_b * h_prev
+        return d_a.transpose(0, 1), d_b.transpose(0, 1), a_t[0] * d_b[0]
 
 
 def scan_parallel(log_a: Tensor, log_b: Tensor, h0: Tensor, chunk: int = CHUNK) -> Tensor:
@@ -90,24 +116,32 @@ def _block(log_a: Tensor, log_b: Tensor, h0: Tensor) -> Tensor:
 
 
 def prefer_parallel(steps: int, device: torch.device) -> bool:
-    """Whether the log-space scan beats the sequential loop: on a GPU from a few steps on (one kernel
-    per cumulative op against T launches), on a CPU from ``CPU_PARALLEL_FROM`` steps (measured)."""
-    return steps >= (CPU_PARALLEL_FROM if device.type == "cpu" else 8)
+    """Whether the log-space scan beats the sequential loop: on a GPU from a few steps on (a handful
+    of kernels against T launches each way); on a CPU never (``benchmarks/minimal_rnn.py``: the
+    sequential loop, one fused multiply-add per step, beat the parallel scan's exponentials and
+    logarithms at every length measured, 1 to 1,024)."""
+    return device.type != "cpu" and steps >= 8
 
 
-CPU_PARALLEL_FROM = 16  # benchmarks/minimal_rnn.py: the parallel scan wins from here on this 2-core CPU
-
-
-def linear_scan(log_a: Tensor, log_b: Tensor, h0: Tensor, parallel: bool | None = None) -> Tensor:
-    """h_t = a_t h_{t-1} + b_t for all t; ``parallel`` None chooses by device and length.
+def linear_scan(cell, xw: Tensor, h0: Tensor, mask: Tensor | None = None, parallel: bool | None = None) -> Tensor:
+    """h_t = a_t h_{t-1} + b_t for all t, with (a_t, b_t) from a minimal cell's projected input xw
+    (B, T, G*H); ``mask`` (B, T, 1) False past a sequence's end, where a = 1 and b = 0 keep the state.
+    ``parallel`` None chooses by device and length.
 
     Under ``torch.export`` (ONNX export) the length is symbolic: the scan is one log-space block, a
     graph without a loop over time (float32 precision then falls with the length, see ``CHUNK``)."""
-    if torch.compiler.is_exporting():
-        return _block(log_a, log_b, h0)
+    exporting = torch.compiler.is_exporting()
     if parallel is None:
-        parallel = prefer_parallel(log_a.shape[1], log_a.device)
-    return scan_parallel(log_a, log_b, h0) if parallel else scan_sequential(log_a, log_b, h0)
+        parallel = exporting or prefer_parallel(xw.shape[1], xw.device)
+    if parallel:
+        log_a, log_b = cell.log_coefficients(xw)
+        if mask is not None:
+            log_a, log_b = log_a.masked_fill(~mask, 0.0), log_b.masked_fill(~mask, -math.inf)
+        return _block(log_a, log_b, h0) if exporting else scan_parallel(log_a, log_b, h0)
+    a, b = cell.coefficients(xw)
+    if mask is not None:
+        a, b = a.masked_fill(~mask, 1.0), b.masked_fill(~mask, 0.0)
+    return scan_sequential(a, b, h0)
 
 
 # ---------------------------------------------------------------------- cells
@@ -117,7 +151,8 @@ class MinimalCell(nn.Module):
     """A minimal RNN cell: gates from x_t alone, h_t = a_t * h_{t-1} + b_t.
 
     Parameters: weight_ih (G*H, I), bias_ih (G*H,) (no weight_hh: nothing reads h_{t-1} but the
-    recurrence itself). State: (h,). ``coefficients(xw)`` gives (log a, log b) for any leading shape.
+    recurrence itself). State: (h,). ``coefficients(xw)`` gives (a, b) and ``log_coefficients(xw)``
+    (log a, log b), each (..., H), for any leading shape.
     """
 
     num_gates: ClassVar[int]
@@ -151,13 +186,17 @@ class MinimalCell(nn.Module):
         return F.linear(x, self.weight_ih, self.bias_ih)
 
     def coefficients(self, xw: Tensor) -> tuple[Tensor, Tensor]:
-        """(log a_t, log b_t), each (..., H), from the projected input."""
+        """(a_t, b_t), each (..., H), from the projected input."""
+        raise NotImplementedError
+
+    def log_coefficients(self, xw: Tensor) -> tuple[Tensor, Tensor]:
+        """(log a_t, log b_t), computed without forming a and b (what the log-space scan needs)."""
         raise NotImplementedError
 
     def recur(self, xw: Tensor, state: State) -> State:
         """One step: h_t = a_t h_{t-1} + b_t."""
-        log_a, log_b = self.coefficients(xw)
-        return (torch.addcmul(log_b.exp(), log_a.exp(), state[0]),)
+        a, b = self.coefficients(xw)
+        return (torch.addcmul(b, a, state[0]),)
 
     def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         if state is None:
@@ -182,6 +221,11 @@ class MinGRUCell(MinimalCell):
 
     def coefficients(self, xw: Tensor) -> tuple[Tensor, Tensor]:
         k, v = xw.chunk(2, dim=-1)
+        z = torch.sigmoid(k)
+        return 1 - z, z * g(v)
+
+    def log_coefficients(self, xw: Tensor) -> tuple[Tensor, Tensor]:
+        k, v = xw.chunk(2, dim=-1)
         return -F.softplus(k), -F.softplus(-k) + log_g(v)  # log(1 - z), log(z h~)
 
 
@@ -199,6 +243,10 @@ class MinLSTMCell(MinimalCell):
         return f / (f + i), i / (f + i)
 
     def coefficients(self, xw: Tensor) -> tuple[Tensor, Tensor]:
+        f, i = self.gates(xw, None)
+        return f, i * g(xw[..., 2 * self.hidden_size :])
+
+    def log_coefficients(self, xw: Tensor) -> tuple[Tensor, Tensor]:
         kf, ki, v = xw.chunk(3, dim=-1)
         diff = F.softplus(-kf) - F.softplus(-ki)  # log i - log f
         return -F.softplus(diff), -F.softplus(-diff) + log_g(v)  # log f', log(i' h~)

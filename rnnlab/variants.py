@@ -18,19 +18,6 @@ from rnnlab.errors import ConfigError
 EPS = 1e-5  # layer norm's epsilon, as torch.nn.LayerNorm
 
 
-def _normalise(x: Tensor) -> tuple[Tensor, Tensor]:
-    """(x - mean) / sqrt(var + eps) over the last dimension, and 1 / sqrt(var + eps) (..., 1)."""
-    mean = x.mean(-1, keepdim=True)
-    centred = x - mean
-    rstd = torch.rsqrt((centred * centred).mean(-1, keepdim=True) + EPS)
-    return centred * rstd, rstd
-
-
-def _normalise_backward(d_y: Tensor, y: Tensor, rstd: Tensor) -> Tensor:
-    """dL/dx of y = _normalise(x), given dL/dy and y: rstd (dy - mean(dy) - y mean(dy y))."""
-    return rstd * (d_y - d_y.mean(-1, keepdim=True) - y * (d_y * y).mean(-1, keepdim=True))
-
-
 class LayerNormLSTMCell(Cell):
     """The LSTM with layer normalisation (Ba, Kiros & Hinton 2016, eqs. 20-22), gate order i, f, g, o::
 
@@ -86,30 +73,35 @@ class LayerNormLSTMCell(Cell):
     def step_forward(self, xw: Tensor, hw: Tensor, state: State):
         _, c_prev = state
         H = self.hidden_size
-        n_h, rstd_h = _normalise(hw)  # (B, 4H)
-        a = xw + n_h * self.ln_hh_weight + self.bias_hh
+        # torch's fused layer norm kernels, forward here and backward in step_backward
+        ln_h, mean_h, rstd_h = torch.native_layer_norm(hw, (4 * H,), self.ln_hh_weight, self.bias_hh, EPS)
+        a = xw + ln_h
         s = torch.sigmoid(a)
         i, f, _, o = s.chunk(4, dim=1)
         g = torch.tanh(a[:, 2 * H : 3 * H])
         c = torch.addcmul(f * c_prev, i, g)
-        n_c, rstd_c = _normalise(c)
-        tanh_c = torch.tanh(n_c * self.ln_c_weight + self.ln_c_bias)
-        return (o * tanh_c, c), (s, g, c_prev, n_h, rstd_h, n_c, rstd_c, tanh_c)
+        ln_c, mean_c, rstd_c = torch.native_layer_norm(c, (H,), self.ln_c_weight, self.ln_c_bias, EPS)
+        tanh_c = torch.tanh(ln_c)
+        return (o * tanh_c, c), (s, g, c_prev, hw, mean_h, rstd_h, c, mean_c, rstd_c, tanh_c)
 
     def step_backward(self, cache, d_state: State):
-        s, g, c_prev, n_h, rstd_h, n_c, rstd_c, tanh_c = cache
+        s, g, c_prev, hw, mean_h, rstd_h, c, mean_c, rstd_c, tanh_c = cache
         H = self.hidden_size
         i, f, _, o = s.chunk(4, dim=1)
         d_h, d_c = d_state
-        d_hat_c = d_h * o * (1 - tanh_c * tanh_c)  # dL/d(LN(c_t))
-        d_c = d_c + _normalise_backward(d_hat_c * self.ln_c_weight, n_c, rstd_c)
+        d_ln_c = d_h * o * (1 - tanh_c * tanh_c)  # dL/d LN(c_t)
+        d_c_norm, d_gain_c, d_bias_c = torch.ops.aten.native_layer_norm_backward(
+            d_ln_c, c, (H,), mean_c, rstd_c, self.ln_c_weight, self.ln_c_bias, [True, True, True]
+        )
+        d_c = d_c + d_c_norm
         d_a = torch.cat([d_c * g, d_c * c_prev, d_c * i, d_h * tanh_c], dim=1)  # dL/d(i, f, g, o)
         slope = s * (1 - s)
         slope[:, 2 * H : 3 * H] = 1 - g * g
         d_a.mul_(slope)  # dL/da_t
-        d_hw = _normalise_backward(d_a * self.ln_hh_weight, n_h, rstd_h)
-        extra = ((d_a * n_h).sum(0), d_a.sum(0), (d_hat_c * n_c).sum(0), d_hat_c.sum(0))
-        return d_a, d_hw, (None, d_c * f), extra
+        d_hw, d_gain_h, d_bias_h = torch.ops.aten.native_layer_norm_backward(
+            d_a, hw, (4 * H,), mean_h, rstd_h, self.ln_hh_weight, self.bias_hh, [True, True, True]
+        )
+        return d_a, d_hw, (None, d_c * f), (d_gain_h, d_bias_h, d_gain_c, d_bias_c)
 
 
 class PeepholeLSTMCell(Cell):

@@ -81,3 +81,15 @@ def test_a_gate_biased_to_remember_bridges_a_long_lag():
     biased = memory.train_one("lstm", 32, lag=40, steps=400, remember_bias=3.0)
     assert plain.accuracy < 0.3 < 0.9 < biased.accuracy
     assert biased.cell == "lstm, forget bias 3"
+
+
+def test_truncation_teaches_lags_inside_the_chunk_only():
+    """Chunks of k = 10: a lag of 3 is learned (and answered also across chunk boundaries, where the
+    symbol was read in the previous chunk); a lag of 15 never has its symbol inside a chunk and stays
+    near chance (1/8), though the forward state carries it."""
+    from rnnlab.experiments.truncation import train_delay
+
+    inside = train_delay("lstm", chunk=10, lag=3, tokens=200_000, hidden=32, batch=32, seed=0)
+    beyond = train_delay("lstm", chunk=10, lag=15, tokens=200_000, hidden=32, batch=32, seed=0)
+    assert inside.accuracy > 0.9, inside  # measured 99.96%: every step scored, also those beyond the chunk
+    assert beyond.accuracy < 0.25, beyond  # measured 12.6%: chance is 12.5%

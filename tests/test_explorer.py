@@ -125,3 +125,34 @@ def test_page_in_a_real_browser(trained, tmp_path):
     assert errors == []
     if os.environ.get("RNNLAB_SCREENSHOT"):
         shutil.copy(tmp_path / "explorer.png", os.environ["RNNLAB_SCREENSHOT"])
+
+
+@pytest.fixture(scope="module")
+def war_and_peace_run(tmp_path_factory):
+    """A small model on the first 400,000 characters of War and Peace, whose dialogue is in double quotes."""
+    from conftest import SHARED_DATA
+
+    source = SHARED_DATA / "charlm" / "warpeace_input.txt"
+    if not source.exists():
+        pytest.skip("needs ../shared/data (War and Peace)")
+    path = tmp_path_factory.mktemp("wp") / "war_and_peace.txt"
+    path.write_text(source.read_text(encoding="utf-8")[:400_000], encoding="utf-8")
+    options = make_options(
+        charlm.TASK,
+        model={"hidden_size": 96, "embedding_dim": 16},
+        data={"text": str(path), "seq_len": 100, "batch_size": 16},
+        train={"max_steps": 5000, "eval_every": 5000, "lr": 5e-3},
+    )
+    return train(charlm.TASK, options, tmp_path_factory.mktemp("wp") / "run", progress=False).run
+
+
+def test_a_unit_tracks_quotes_in_war_and_peace(war_and_peace_run, tmp_path):
+    """On held-out text with dialogue, the explorer ranks a unit for "inside quotes" and the page lists
+    it. The unit grows with training: measured |r| 0.12 after 300 steps, 0.26 after 1,500, 0.42 after
+    the 5,000 here (31 s on two cores)."""
+    text = war_and_peace_run.validation_text()[:8000]
+    assert text.count('"') > 20
+    e = explain(war_and_peace_run, text, shown=1000)
+    assert abs(e.best("inside quotes").r) >= 0.3, e.best("inside quotes")
+    page = write_page(e, tmp_path / "explorer.html").read_text(encoding="utf-8")
+    assert "inside quotes" in page

@@ -32,13 +32,16 @@ def test_g_is_positive_continuous_and_log_g_is_its_log():
 @pytest.mark.parametrize("steps", [1, 7, CHUNK, 3 * CHUNK + 5])
 def test_step_sequential_and_parallel_agree(cell_cls, steps):
     cell, x, h0 = _coefficients(cell_cls, steps=steps)
-    log_a, log_b = cell.coefficients(cell.project(x))
+    a, b = cell.coefficients(cell.project(x))
+    log_a, log_b = cell.log_coefficients(cell.project(x))
+    torch.testing.assert_close(log_a.exp(), a, rtol=1e-12, atol=0)
+    torch.testing.assert_close(log_b.exp(), b, rtol=1e-12, atol=0)
     stepped, state = [], (h0,)
     for t in range(steps):  # the O(1)-state path generation uses
         state = cell.recur(cell.project(x[:, t]), state)
         stepped.append(state[0])
     stepped = torch.stack(stepped, dim=1)
-    torch.testing.assert_close(scan_sequential(log_a, log_b, h0), stepped, rtol=0, atol=1e-10)
+    torch.testing.assert_close(scan_sequential(a, b, h0), stepped, rtol=0, atol=1e-10)
     torch.testing.assert_close(scan_parallel(log_a, log_b, h0), stepped, rtol=0, atol=1e-10)
     torch.testing.assert_close(scan_parallel(log_a, log_b, h0, chunk=steps), stepped, rtol=0, atol=1e-10)
 
@@ -61,18 +64,19 @@ def test_parallel_scan_keeps_float32_precision_over_long_sequences():
     cell, x, h0 = _coefficients(MinGRUCell, batch=2, steps=4096, dtype=torch.float64)
     with torch.no_grad():
         cell.bias_ih[:5] = torch.tensor([-6.0, -2.0, 0.0, 2.0, 6.0], dtype=torch.float64)  # z from 0.002 to 0.998
-        log_a, log_b = cell.coefficients(cell.project(x))
-    exact = scan_sequential(log_a, log_b, h0)
+        log_a, log_b = cell.log_coefficients(cell.project(x))
+    exact = scan_sequential(log_a.exp(), log_b.exp(), h0)
     fast = scan_parallel(log_a.float(), log_b.float(), h0.float())
     np.testing.assert_allclose(fast.double().numpy(), exact.numpy(), rtol=2e-5, atol=2e-5)
 
 
 def test_scan_gradients_pass_gradcheck():
     cell, x, h0 = _coefficients(MinLSTMCell, batch=2, steps=9, inputs=3, hidden=2)
-    log_a, log_b = cell.coefficients(cell.project(x))
+    log_a, log_b = cell.log_coefficients(cell.project(x))
     args = (log_a.detach().requires_grad_(), log_b.detach().requires_grad_(), h0.requires_grad_())
     assert torch.autograd.gradcheck(lambda a, b, h: scan_parallel(a, b, h, chunk=4), args)
-    assert torch.autograd.gradcheck(scan_sequential, args)
+    a, b = cell.coefficients(cell.project(x))
+    assert torch.autograd.gradcheck(scan_sequential, (a.detach().requires_grad_(), b.detach().requires_grad_(), h0))
 
 
 @pytest.mark.parametrize("name", ["mingru", "minlstm"])
@@ -98,15 +102,18 @@ def test_recurrent_scan_equals_the_explicit_loop_with_gradients(name, layers, bi
         assert not o1[2, 1:].any()  # padding gives zeros
 
 
-def test_linear_scan_chooses_by_length_and_device():
-    from rnnlab.scan import CPU_PARALLEL_FROM, prefer_parallel
+def test_linear_scan_chooses_by_device_and_masks_padding():
+    from rnnlab.scan import prefer_parallel
 
-    cpu = torch.device("cpu")
-    assert not prefer_parallel(CPU_PARALLEL_FROM - 1, cpu) and prefer_parallel(CPU_PARALLEL_FROM, cpu)
+    assert not prefer_parallel(4096, torch.device("cpu"))  # measured: the sequential loop wins on CPUs
     assert prefer_parallel(64, torch.device("cuda"))
-    cell, x, h0 = _coefficients(MinGRUCell, steps=3)
-    log_a, log_b = cell.coefficients(cell.project(x))
-    torch.testing.assert_close(linear_scan(log_a, log_b, h0), scan_sequential(log_a, log_b, h0))
+    cell, x, h0 = _coefficients(MinGRUCell, steps=6)
+    xw = cell.project(x)
+    mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [1] + [0] * 5], dtype=torch.bool).unsqueeze(-1)  # (B, T, 1)
+    for parallel in (False, True):
+        h = linear_scan(cell, xw, h0, mask, parallel)
+        torch.testing.assert_close(h[1, 4:], h[1, 3:4].expand(2, -1))  # past the end the state is kept
+        torch.testing.assert_close(h, linear_scan(cell, xw, h0, mask, not parallel), rtol=0, atol=1e-10)
 
 
 def test_stepper_and_trace_work_on_minimal_cells():

@@ -1,4 +1,5 @@
-"""Commands that run the experiments (``rnnlab.experiments``): hello, gradients, experiment memory / exposure."""
+"""Commands that run the experiments (``rnnlab.experiments``): hello, gradients, experiment memory / truncation /
+exposure."""
 
 from __future__ import annotations
 
@@ -50,6 +51,23 @@ def add_parsers(sub) -> None:
     mem.add_argument("--hidden", type=int, default=64, metavar="N", help="LSTM hidden size; the others match its parameters")
     mem.add_argument("--out", type=Path, default=Path("runs/memory"), metavar="DIR", help="folder for the plot and table")
     mem.set_defaults(func=cmd_memory)
+
+    tr = experiments.add_parser(
+        "truncation",
+        help="how far back truncated BPTT teaches a dependency",
+        description="Train LSTM and GRU to answer, at every step of a random stream, the symbol read L steps "
+        "before, with truncated BPTT in chunks of k steps (state carried); score untruncated. Then the "
+        "character model at equal wall time for several k. Table and PNG.",
+    )
+    tr.add_argument("--chunks", type=int, nargs="+", default=[10, 25, 50], metavar="K", help="truncation lengths")
+    tr.add_argument("--lags", type=int, nargs="+", default=[5, 10, 20, 40, 80], metavar="L", help="lags")
+    tr.add_argument("--cells", nargs="+", choices=["rnn", "lstm", "gru"], default=["lstm", "gru"], help="cells")
+    tr.add_argument("--tokens", type=int, default=400_000, metavar="N", help="training symbols per run")
+    tr.add_argument("--charlm-chunks", type=int, nargs="*", default=[16, 64, 256], metavar="K",
+                    help="truncation lengths for the character model (none to skip it)")  # fmt: skip
+    tr.add_argument("--charlm-minutes", type=float, default=2.0, metavar="M", help="minutes per character model")
+    tr.add_argument("--out", type=Path, default=Path("runs/truncation"), metavar="DIR", help="folder for the plot and table")
+    tr.set_defaults(func=cmd_truncation)
 
     xp = experiments.add_parser(
         "exposure",
@@ -175,6 +193,33 @@ def cmd_memory(args) -> int:
     path = plot_memory(results, out / "memory.png", chance=1 / memory.SIGNALS)
     print(text)
     print(f"wrote {path} and {out / 'memory.md'}")
+    return 0
+
+
+def cmd_truncation(args) -> int:
+    from rnnlab.experiments import truncation
+    from rnnlab.viz.truncation import plot_truncation
+
+    if args.charlm_minutes <= 0:
+        raise RnnlabError(f"--charlm-minutes must be positive, got {args.charlm_minutes}")
+
+    def show(r):
+        print(f"  {r.cell:5} k {r.chunk:4} L {r.lag:4}: accuracy {100 * r.accuracy:5.1f}%  ({r.seconds:.0f} s)", flush=True)
+
+    out = _out_folder(args.out)
+    results = truncation.truncation_experiment(args.cells, args.chunks, args.lags, args.tokens, on_result=show)
+    text = truncation.table(results)
+    print(text)
+    chars = []
+    for chunk in args.charlm_chunks:
+        chars.append(truncation.charlm_at_chunk(chunk, args.charlm_minutes, hidden=256, seed=0))
+        print(f"  character model, k {chunk}: {chars[-1].val_loss:.4f} nats/char after {chars[-1].steps} steps", flush=True)
+    if chars:
+        text += "\n\nCharacter model (LSTM 256, Tiny Shakespeare), equal wall time:\n\n" + truncation.charlm_table(chars)
+        print(truncation.charlm_table(chars))
+    atomic_write(out / "truncation.md", (text + "\n").encode())
+    path = plot_truncation(results, out / "truncation.png", chance=1 / truncation.SYMBOLS)
+    print(f"wrote {path} and {out / 'truncation.md'}")
     return 0
 
 

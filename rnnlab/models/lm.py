@@ -19,7 +19,7 @@ from rnnlab.cells import State, cell_class
 from rnnlab.config import Config
 from rnnlab.errors import ConfigError
 from rnnlab.models.unroll import sampling_coins, unroll
-from rnnlab.recurrent import Recurrent
+from rnnlab.recurrent import STEP_KERNELS, Recurrent
 
 
 @dataclass(frozen=True)
@@ -93,17 +93,43 @@ class CharLM(nn.Module):
 class LMStepper:
     """Generates one token at a time: ``logits = stepper.step(token_ids)`` with (B,) -> (B, V).
 
-    Calls ``Recurrent.step_projected`` with the first layer's input projection looked up in a
-    (V, G*H) table, instead of multiplying the embedding by W_ih at every step. Meant for
-    inference (``torch.inference_mode``; the model in eval mode).
+    For the LSTM, GRU and vanilla RNN it calls torch's one-step kernels directly (``torch.lstm_cell``...:
+    a layer's two products and all its gate arithmetic in one C++ call), with every weight bound once
+    and the output layer as one ``addmm``: no module calls and no Python per gate, which is what a
+    step at batch 1 is made of. For the other cells, ``Recurrent.step_projected`` with the first
+    layer's input projection looked up in a (V, G*H) table instead of multiplying the embedding by
+    W_ih at every step. Meant for inference (``torch.inference_mode``; the model in eval mode).
     """
 
     def __init__(self, model: CharLM, batch_size: int = 1) -> None:
         self.model = model
-        with torch.no_grad():
-            self.first_projection = model.rnn.cells[0].project(model.embed.weight)  # (V, G*H)
-        self.state = model.rnn.initial_state(batch_size)
+        rnn = model.rnn
+        initial = rnn.initial_state(batch_size)  # tuple of (L, B, H)
+        self.kernel = STEP_KERNELS.get(rnn.cells[0].fused_kernel()) if rnn.fused and not rnn.bidirectional else None
+        if self.kernel is not None:
+            self.layers = [(c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh) for c in rnn.cells]
+            self.embedding, self.head_t, self.head_bias = model.embed.weight, model.head.weight.t(), model.head.bias
+            self.per_layer = [tuple(s[k] for s in initial) for k in range(rnn.num_layers)]  # each (h,) or (h, c)
+        else:
+            self._state = initial
+            with torch.no_grad():
+                self.first_projection = rnn.cells[0].project(model.embed.weight)  # (V, G*H)
+
+    @property
+    def state(self) -> State:
+        """The state after the last step: a tuple of (L, B, H), as ``Recurrent.forward`` returns it."""
+        if self.kernel is None:
+            return self._state
+        return tuple(torch.stack([layer[i] for layer in self.per_layer]) for i in range(len(self.per_layer[0])))
 
     def step(self, tokens: Tensor) -> Tensor:
-        y, self.state = self.model.rnn.step_projected(self.first_projection[tokens], self.state)  # (B, H)
-        return self.model.head(y)  # (B, V)
+        if self.kernel is None:
+            y, self._state = self.model.rnn.step_projected(self.first_projection[tokens], self._state)  # (B, H)
+            return self.model.head(y)  # (B, V)
+        y = self.embedding[tokens]  # (B, E), then each layer's h_t
+        for k, weights in enumerate(self.layers):
+            state = self.per_layer[k]
+            new = self.kernel(y, state if len(state) == 2 else state[0], *weights)
+            self.per_layer[k] = new if isinstance(new, tuple) else (new,)
+            y = self.per_layer[k][0]
+        return torch.addmm(self.head_bias, y, self.head_t)  # (B, V)
