@@ -252,7 +252,7 @@ HELP_COMMANDS = [
     ["train"], ["train", "lm"], ["train", "classify"], ["train", "tag"], ["train", "forecast"],
     ["train", "translate"], ["train", "caption"], ["train", "transcribe"], ["sample"], ["eval"],
     ["predict"], ["explain"], ["hello"], ["gradients"], ["experiment", "memory"], ["experiment", "exposure"],
-    ["experiment", "truncation"], ["translate"], ["caption"], ["transcribe"], ["export"],
+    ["experiment", "truncation"], ["experiment", "successors"], ["translate"], ["caption"], ["transcribe"], ["export"],
 ]  # fmt: skip
 
 

@@ -84,12 +84,16 @@ def test_a_gate_biased_to_remember_bridges_a_long_lag():
 
 
 def test_truncation_teaches_lags_inside_the_chunk_only():
-    """Chunks of k = 10: a lag of 3 is learned (and answered also across chunk boundaries, where the
-    symbol was read in the previous chunk); a lag of 15 never has its symbol inside a chunk and stays
-    near chance (1/8), though the forward state carries it."""
-    from rnnlab.experiments.truncation import train_delay
+    """Chunks of k = 10 over a stream of copy episodes: a lag of 5 is learned (and answered also where
+    the signal was read in the previous chunk); a lag of 10 never has signal and query in one chunk
+    and stays at chance (1/8), though the forward state carries the signal."""
+    from rnnlab.experiments.truncation import episode_stream, train_delay
 
-    inside = train_delay("lstm", chunk=10, lag=3, tokens=200_000, hidden=32, batch=32, seed=0)
-    beyond = train_delay("lstm", chunk=10, lag=15, tokens=200_000, hidden=32, batch=32, seed=0)
-    assert inside.accuracy > 0.9, inside  # measured 99.96%: every step scored, also those beyond the chunk
-    assert beyond.accuracy < 0.25, beyond  # measured 12.6%: chance is 12.5%
+    x, y = episode_stream(3, 40, 5, torch.Generator().manual_seed(0))
+    queries = [(b, t) for b, t in (x == 16).nonzero().tolist() if t >= 5]  # the query marker
+    assert queries and all(y[b, t] == x[b, t - 5] for b, t in queries)  # the answer: the signal 5 back
+    assert (y != -100).sum() == len(queries)  # nothing else is scored (nor a query whose signal was cut off)
+    inside = train_delay("lstm", chunk=10, lag=5, steps=600, hidden=64, batch=64, seed=0)
+    beyond = train_delay("lstm", chunk=10, lag=10, steps=600, hidden=64, batch=64, seed=0)
+    assert inside.accuracy > 0.9, inside
+    assert beyond.accuracy < 0.25, beyond

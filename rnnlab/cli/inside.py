@@ -9,6 +9,8 @@ from rnnlab.cli.common import Parser
 from rnnlab.errors import RnnlabError
 from rnnlab.io import atomic_write
 
+SUCCESSORS = ("rnn", "lstm", "gru", "mingru", "conv", "transformer")  # rnnlab.experiments.successors.MODELS
+
 
 def add_parsers(sub) -> None:
     hello = sub.add_parser("hello", help='the classic toy: learn "hell" -> "ello"')
@@ -55,19 +57,34 @@ def add_parsers(sub) -> None:
     tr = experiments.add_parser(
         "truncation",
         help="how far back truncated BPTT teaches a dependency",
-        description="Train LSTM and GRU to answer, at every step of a random stream, the symbol read L steps "
-        "before, with truncated BPTT in chunks of k steps (state carried); score untruncated. Then the "
-        "character model at equal wall time for several k. Table and PNG.",
+        description="Train LSTM and GRU on a stream of episodes (a signal symbol, L - 1 distractors, a query "
+        "whose answer is the signal) with truncated BPTT in chunks of k steps (state carried); score every "
+        "query untruncated. Then the character model at equal wall time for several k. Table and PNG.",
     )
-    tr.add_argument("--chunks", type=int, nargs="+", default=[10, 25, 50], metavar="K", help="truncation lengths")
-    tr.add_argument("--lags", type=int, nargs="+", default=[5, 10, 20, 40, 80], metavar="L", help="lags")
+    tr.add_argument("--chunks", type=int, nargs="+", default=[10, 25, 50, 100, 200], metavar="K", help="truncation lengths")
+    tr.add_argument("--lags", type=int, nargs="+", default=[5, 10, 20, 40, 80, 160], metavar="L", help="lags")
     tr.add_argument("--cells", nargs="+", choices=["rnn", "lstm", "gru"], default=["lstm", "gru"], help="cells")
-    tr.add_argument("--tokens", type=int, default=400_000, metavar="N", help="training symbols per run")
+    tr.add_argument("--steps", type=int, default=600, metavar="N", help="training chunks (steps) per run, batch 64")
     tr.add_argument("--charlm-chunks", type=int, nargs="*", default=[16, 64, 256], metavar="K",
                     help="truncation lengths for the character model (none to skip it)")  # fmt: skip
     tr.add_argument("--charlm-minutes", type=float, default=2.0, metavar="M", help="minutes per character model")
     tr.add_argument("--out", type=Path, default=Path("runs/truncation"), metavar="DIR", help="folder for the plot and table")
     tr.set_defaults(func=cmd_truncation)
+
+    su = experiments.add_parser(
+        "successors",
+        help="RNN, LSTM, GRU, minGRU against a causal CNN and a transformer",
+        description="Train the vanilla RNN, LSTM, GRU, minGRU, a causal dilated convolution network and a small "
+        "causal transformer on the bundled corpus at equal parameters and equal wall time; validation loss "
+        "against time, training tokens/s, and step time as the window grows from 64 to 1,024. Tables and PNG.",
+    )
+    su.add_argument("--models", nargs="+", choices=list(SUCCESSORS), default=list(SUCCESSORS), help="models to train")
+    su.add_argument("--params", type=int, default=800_000, metavar="N", help="parameters of every model")
+    su.add_argument("--minutes", type=float, default=10.0, metavar="M", help="training minutes per model")
+    su.add_argument(
+        "--out", type=Path, default=Path("runs/successors"), metavar="DIR", help="folder for the plot and tables"
+    )
+    su.set_defaults(func=cmd_successors)
 
     xp = experiments.add_parser(
         "exposure",
@@ -207,7 +224,7 @@ def cmd_truncation(args) -> int:
         print(f"  {r.cell:5} k {r.chunk:4} L {r.lag:4}: accuracy {100 * r.accuracy:5.1f}%  ({r.seconds:.0f} s)", flush=True)
 
     out = _out_folder(args.out)
-    results = truncation.truncation_experiment(args.cells, args.chunks, args.lags, args.tokens, on_result=show)
+    results = truncation.truncation_experiment(args.cells, args.chunks, args.lags, args.steps, on_result=show)
     text = truncation.table(results)
     print(text)
     chars = []
@@ -218,8 +235,37 @@ def cmd_truncation(args) -> int:
         text += "\n\nCharacter model (LSTM 256, Tiny Shakespeare), equal wall time:\n\n" + truncation.charlm_table(chars)
         print(truncation.charlm_table(chars))
     atomic_write(out / "truncation.md", (text + "\n").encode())
-    path = plot_truncation(results, out / "truncation.png", chance=1 / truncation.SYMBOLS)
+    path = plot_truncation(results, out / "truncation.png", chance=1 / truncation.SIGNALS)
     print(f"wrote {path} and {out / 'truncation.md'}")
+    return 0
+
+
+def cmd_successors(args) -> int:
+    from rnnlab.experiments import successors
+    from rnnlab.viz.successors import plot_successors
+
+    if args.params < 10_000 or not 0 < args.minutes < 24 * 60:
+        raise RnnlabError(f"--params must be at least 10,000 and --minutes in (0, 1440); got {args.params}, {args.minutes}")
+
+    def show(r):
+        final = r.curve[-1][1] if r.curve else float("nan")
+        print(
+            f"  {r.name:11} {r.size:14} {r.params:>9,} params  {r.steps:>6,} steps  "
+            f"{r.tokens_per_second:>8,.0f} tok/s  validation {final:.4f}",
+            flush=True,
+        )
+
+    out = _out_folder(args.out)
+    results = successors.successors_experiment(args.models, args.params, args.minutes, on_result=show)
+    marks = [m for m in (2, 5, 10) if m < args.minutes] + [args.minutes]
+    text = successors.table(results, marks)
+    text += "\n\nOne training step (forward + backward, batch 16) as the window grows:\n\n" + successors.length_table(
+        results
+    )
+    print(text)
+    atomic_write(out / "successors.md", (text + "\n").encode())
+    path = plot_successors(results, out / "successors.png")
+    print(f"wrote {path} and {out / 'successors.md'}")
     return 0
 
 

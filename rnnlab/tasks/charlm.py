@@ -11,6 +11,7 @@ nats / ln 2). Validation is the last 10% of the text, scored in full with the st
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -242,9 +243,12 @@ class CharLMTask(Task):
             text = run.sample("", length, SamplingOptions(temperature=0.8), seed=0)
             atomic_write(run.path / "samples.txt", text.encode())
             print(f"--- sample (temperature 0.8) ---\n{text}\n---")
-        print(write_explorer(run, run.validation_text(), run.path))
+        held_out = run.validation_text()
+        print(write_explorer(run, held_out, run.path))
+        words = held_out.split()
+        prime = "ROMEO:" if "ROMEO:" in held_out or not words else words[0][:20]  # a prime from this corpus
         print(
-            f"next: rnnlab sample {run.path} --prime 'ROMEO:'  |  rnnlab eval {run.path} --text FILE  |  "
+            f"next: rnnlab sample {run.path} --prime {shlex.quote(prime)}  |  rnnlab eval {run.path} --text FILE  |  "
             f"open {run.path}/explorer.html"
         )
 

@@ -22,7 +22,7 @@ def plot_truncation(results: list, path: Path, chance: float) -> Path:
         ax.axhline(100 * chance, color="gray", ls="--", label="chance")
         ax.set_xscale("log")
         ax.set_ylim(0, 102)
-        ax.set_xlabel("lag L: the answer is the symbol read L steps before")
+        ax.set_xlabel("lag L: steps from the signal to the query")
         ax.set_ylabel("accuracy, untruncated evaluation (%)")
         ax.set_title(f"{cell}: truncated BPTT with chunks of k steps")
         ax.legend(fontsize=8)
