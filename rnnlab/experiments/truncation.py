@@ -74,7 +74,7 @@ class DelayResult:
     cell: str
     chunk: int  # k, the truncation length
     lag: int  # L
-    accuracy: float  # on a fresh stream, every step scored, state carried, no truncation
+    accuracy: float  # on a fresh stream, every query scored, state carried, no truncation
     seconds: float
 
 
