@@ -64,9 +64,9 @@ def parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def sized(name: str, vocab_size: int, params: int) -> tuple[nn.Module, str]:
+def sized(name: str, vocab_size: int, params: int, seed: int = 0) -> tuple[nn.Module, str]:
     """The model ``name`` whose size puts its parameter count nearest ``params`` (a bisection: the
-    count grows with the size), and a description such as "hidden 408"."""
+    count grows with the size), initialised from ``seed``, and a description such as "hidden 408"."""
     build, what, step = _builder(name, vocab_size)
     hi = 1  # in units of step: double until big enough, then bisect (no huge model is ever built)
     while parameters(build(hi * step)) < params:
@@ -82,7 +82,7 @@ def sized(name: str, vocab_size: int, params: int) -> tuple[nn.Module, str]:
             hi = mid
     candidates = [s for s in (lo - 1, lo) if s >= 1]
     best = min(candidates, key=lambda s: abs(parameters(build(s * step)) - params)) * step
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     return build(best), f"{what} {best}"
 
 
@@ -136,8 +136,7 @@ def train_one(
     model, size = sized(name, len(vocab), params)
     timings = {length: step_seconds(model, length) for length in lengths}
     per_step = step_seconds(model, SEQ_LEN, batch=BATCH, repeats=2)
-    torch.manual_seed(seed)
-    model, _ = sized(name, len(vocab), params)  # fresh weights, untouched by the timing
+    model, _ = sized(name, len(vocab), params, seed)  # fresh weights, without the timing's gradients
     config = TrainConfig(
         max_minutes=minutes, max_steps=max_steps, eval_every=max(1, round(20 / per_step)), seed=seed, warmup_steps=100
     )
