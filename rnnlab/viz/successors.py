@@ -21,7 +21,7 @@ def plot_successors(results: list, path: Path) -> Path:
     curves.set_xlabel("minutes of training (this CPU)")
     curves.set_ylabel("validation loss (nats/char)")
     curves.set_ylim(top=min(3.0, curves.get_ylim()[1]))
-    curves.set_title(f"equal parameters ({results[0].params:,}) and equal wall time")
+    curves.set_title(f"equal parameters (about {round(results[0].params, -4):,}) and equal wall time")
     curves.legend(fontsize=8)
     lengths.set_xscale("log", base=2)
     lengths.set_yscale("log")
