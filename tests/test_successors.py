@@ -76,3 +76,18 @@ def test_a_short_run_learns_and_reports(name):
     assert trained.tokens_per_second > 0
     text = successors.table([trained], marks=[0.01, 5])
     assert f"| {name} | {trained.size} |" in text
+
+
+def test_the_command_writes_its_tables_and_plot(tmp_path, capsys):
+    from rnnlab.cli import main
+
+    assert main(["experiment", "successors", "--params", "5"]) == 2
+    assert "--params must be at least 10,000" in capsys.readouterr().err
+    out = tmp_path / "successors"
+    assert (
+        main(["experiment", "successors", "--models", "conv", "--params", "20000", "--minutes", "0.05", "--out", str(out)])
+        == 0
+    )
+    text = (out / "successors.md").read_text()
+    assert "| conv | channels" in text and "| T = 1024 / T = 64 |" in text
+    assert (out / "successors.png").read_bytes()[:4] == b"\x89PNG"
