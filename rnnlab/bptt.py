@@ -34,7 +34,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnlab.cells import State
+from rnnlab import native
+from rnnlab.cells import Cell, State
 
 
 def supports(cell) -> bool:
@@ -42,8 +43,27 @@ def supports(cell) -> bool:
     return hasattr(cell, "step_backward")
 
 
+def project(cell, seq: Tensor) -> Tensor:
+    """``cell.project(seq)``: W_ih x + b_ih for all steps at once, through oneDNN's matrix product
+    where the fused kernels run this cell in float32 (rnnlab/native.py: ``linear``)."""
+    plain = getattr(type(cell).project, "__func__", type(cell).project) is Cell.project
+    if plain and seq.dtype == torch.float32 and native.handles(cell, seq, ()) and native.onednn_available():
+        return native.linear(seq, cell.weight_ih, cell.bias_ih)
+    return cell.project(seq)
+
+
 def recurrence(cell, xw: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
-    """Run ``cell`` over time-major xw (T, B, G*H) from ``state``: (outputs (T, B, H), final state)."""
+    """Run ``cell`` over time-major xw (T, B, G*H) from ``state``: (outputs (T, B, H), final state).
+
+    Through the fused C++ kernels of rnnlab/native.py where they run this cell (CPU, float32/64),
+    else through ``python_recurrence``: the same algorithm, the same results."""
+    if native.handles(cell, xw, state):
+        return native.recurrence(cell, xw, state, mask)
+    return python_recurrence(cell, xw, state, mask)
+
+
+def python_recurrence(cell, xw: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
+    """``recurrence`` with every step's maths as torch operations from Python (any cell, any device)."""
     bias = cell.hh_bias()
     params = (cell.weight_hh, *(() if bias is None else (bias,)), *cell.extra_parameters())
     n = len(state)

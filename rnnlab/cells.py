@@ -112,6 +112,10 @@ class Cell(nn.Module):
         """Parameters a cell's step uses besides the four torch.nn ones (none here)."""
         return ()
 
+    def native_kernel(self) -> str | None:
+        """The fused C++ kernel of rnnlab/native.py that runs this cell's hand-written BPTT, or None."""
+        return None
+
 
 class RNNCell(Cell):
     """Vanilla (Elman) RNN cell, as ``torch.nn.RNNCell``::
@@ -153,6 +157,9 @@ class RNNCell(Cell):
 
     def fused_kernel(self) -> Callable:
         return torch.rnn_tanh if self.nonlinearity == "tanh" else torch.rnn_relu
+
+    def native_kernel(self) -> str:
+        return "rnn_tanh" if self.nonlinearity == "tanh" else "rnn_relu"
 
 
 class LSTMCell(Cell):
@@ -209,6 +216,9 @@ class LSTMCell(Cell):
     def fused_kernel(self) -> Callable:
         return torch.lstm
 
+    def native_kernel(self) -> str:
+        return "lstm"
+
 
 class GRUCell(Cell):
     """Gated recurrent unit (Cho et al. 2014, the variant cuDNN and torch.nn.GRUCell use, with the
@@ -263,6 +273,9 @@ class GRUCell(Cell):
 
     def fused_kernel(self) -> Callable:
         return torch.gru
+
+    def native_kernel(self) -> str:
+        return "gru"
 
 
 def bias_to_remember(cell: Cell, bias: float = 3.0) -> None:

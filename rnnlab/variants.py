@@ -153,6 +153,9 @@ class PeepholeLSTMCell(Cell):
     def extra_parameters(self) -> tuple[nn.Parameter, ...]:
         return self.peephole_i, self.peephole_f, self.peephole_o
 
+    def native_kernel(self) -> str:
+        return "peephole"
+
     def step_forward(self, xw: Tensor, hw: Tensor, state: State):
         _, c_prev = state
         a_i, a_f, a_g, a_o = (xw + hw).chunk(4, dim=1)

@@ -1,0 +1,550 @@
+// Fused CPU kernels for the hand-written BPTT of rnnlab/bptt.py (Python side: rnnlab/native.py).
+//
+// The Python loop of bptt.py issues about ten small tensor operations per step (each a dispatch,
+// an allocation and a pass over memory) around the one GEMM that matters. Here a step is that GEMM
+// (ATen's addmm, into a buffer allocated once) and ONE pass over the gate pre-activations that
+// applies the whole cell's elementwise maths with SIMD vectors (at::vec, exp/tanh from Sleef as
+// ATen's own kernels use them), rows of the batch shared between threads.
+//
+// Layout (time-major, as bptt.py): xw (T, B, G*H) = W_ih x_t + b_ih, gates in torch's order;
+// w_hh (G*H, H); states (B, H); mask (T, B) of 0/1 (1 at real steps: elsewhere the state is
+// carried and the output is 0). hs / cs (T+1, B, H): every state, hs[0] = h_0.
+//
+//   lstm      a = xw_t + W_hh h + b;  i,f,o = sigmoid(a_i + p_i c_{t-1}, a_f + p_f c_{t-1}, a_o + p_o c_t),
+//             g = tanh(a_g), c_t = f c_{t-1} + i g, h_t = o tanh(c_t)   (p = peepholes, or none)
+//   gru       r, z = sigmoid(xw_r + hw_r, xw_z + hw_z), n = tanh(xw_n + r hw_n), h_t = n + z (h_{t-1} - n)
+//   rnn       h_t = tanh(xw_t + hw_t) or relu(...)
+//
+// Each backward walks t = T-1 ... 0 once and returns dL/d(pre-activations) for every step; the
+// weight gradients are single GEMMs over all steps, formed by the caller.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <tuple>
+
+using at::Tensor;
+
+namespace {
+
+template <typename T>
+using Vec = at::vec::Vectorized<T>;
+
+template <typename T>
+inline Vec<T> sigmoid(const Vec<T>& x) {
+  const Vec<T> one(1);
+  return one / (one + x.neg().exp());
+}
+
+// f(j, n) over [0, H) in SIMD widths (n = lanes, the last call may be shorter).
+template <typename T, typename F>
+inline void lanes(int64_t H, const F& f) {
+  constexpr int64_t V = Vec<T>::size();
+  int64_t j = 0;
+  for (; j + V <= H; j += V) f(j, V);
+  if (j < H) f(j, H - j);
+}
+
+// f(b) for every row of the batch, shared between threads when a step has enough work.
+template <typename F>
+inline void rows(int64_t B, int64_t work_per_row, const F& f) {
+  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, work_per_row));
+  at::parallel_for(0, B, grain, [&](int64_t lo, int64_t hi) {
+    for (int64_t b = lo; b < hi; ++b) f(b);
+  });
+}
+
+template <typename T>
+inline Vec<T> load(const T* p, int64_t n) {
+  return Vec<T>::loadu(p, n);
+}
+
+// Large buffers (a layer's gates and states for all steps, tens of MB) come from a small pool:
+// fresh memory from the system is mapped page by page on first touch, which cost more than the
+// cell maths itself (measured: 70 of 100 ms of an LSTM layer's forward at B 64, T 128, H 512).
+// A buffer returns to the pool when its last tensor dies (the saved tensors, after backward).
+class Pool {
+ public:
+  static Tensor empty(at::IntArrayRef sizes, const at::TensorOptions& options) {
+    int64_t numel = 1;
+    for (int64_t s : sizes) numel *= s;
+    const size_t bytes = static_cast<size_t>(std::max<int64_t>(numel, 1)) * options.dtype().itemsize();
+    if (bytes < kSmallest) return at::empty(sizes, options);
+    void* data = take(bytes);
+    return at::from_blob(data, sizes, [bytes](void* p) { give(p, bytes); }, options);
+  }
+
+ private:
+  static constexpr size_t kSmallest = size_t(1) << 20;  // below 1 MB the system allocator reuses memory itself
+  static constexpr size_t kCap = size_t(1) << 31;       // at most 2 GB kept for reuse
+  static std::mutex& lock() {
+    static std::mutex m;
+    return m;
+  }
+  static std::multimap<size_t, void*>& free_blocks() {
+    static auto* blocks = new std::multimap<size_t, void*>();  // never destroyed: deleters may run at exit
+    return *blocks;
+  }
+  static size_t& kept() {
+    static size_t bytes = 0;
+    return bytes;
+  }
+  static void* take(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> guard(lock());
+      auto it = free_blocks().find(bytes);
+      if (it != free_blocks().end()) {
+        void* p = it->second;
+        free_blocks().erase(it);
+        kept() -= bytes;
+        return p;
+      }
+    }
+    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    TORCH_CHECK(p != nullptr, "rnnlab native: out of memory allocating ", bytes, " bytes");
+    return p;
+  }
+  static void give(void* p, size_t bytes) {
+    std::lock_guard<std::mutex> guard(lock());
+    if (kept() + bytes > kCap) {
+      std::free(p);
+      return;
+    }
+    free_blocks().emplace(bytes, p);
+    kept() += bytes;
+  }
+};
+
+void check(const Tensor& xw, const Tensor& h0, const Tensor& w_hh, int64_t gates) {
+  TORCH_CHECK(xw.dim() == 3 && h0.dim() == 2 && w_hh.dim() == 2, "rnnlab native: bad ranks");
+  TORCH_CHECK(xw.is_contiguous() && h0.is_contiguous() && w_hh.is_contiguous(), "rnnlab native: needs contiguous tensors");
+  TORCH_CHECK(xw.size(2) == gates * h0.size(1) && w_hh.size(0) == gates * h0.size(1) && w_hh.size(1) == h0.size(1),
+              "rnnlab native: sizes disagree");
+}
+
+// The step's GEMM, other + x w^T (+ bias), with the same w at every step. In float32, where a step
+// is large enough to pay for the call, oneDNN's matrix product (the library behind torch.nn.LSTM on
+// CPU, reached through the ops torch registers for it) with w reordered once into oneDNN's blocked
+// layout: on this CPU 1.6-2.2x the GFLOP/s of the BLAS behind at::mm at these shapes (measured, see
+// rnnlab/native.py). Elsewhere (small steps, float64) ATen's addmm into a buffer.
+class Gemm {
+ public:
+  // w (N, K) contiguous; every x will be (rows, K), every other (rows, N) contiguous.
+  Gemm(const Tensor& w, int64_t rows, bool use_onednn) : w_(w), onednn_(use_onednn && w.scalar_type() == at::kFloat) {
+    if (onednn_) {
+      static const auto reorder = c10::Dispatcher::singleton()
+                                      .findSchemaOrThrow("mkldnn::_reorder_linear_weight", "")
+                                      .typed<Tensor(const Tensor&, std::optional<int64_t>)>();
+      packed_ = reorder.call(w, rows);
+    } else {
+      buffer_ = at::empty({rows, w.size(0)}, w.options());
+    }
+  }
+
+  Tensor operator()(const Tensor& x, const std::optional<Tensor>& bias, const Tensor& other) {
+    if (onednn_) {
+      static const auto linear_add =  // mkldnn::_linear_pointwise.binary: X W^T + B + other
+          c10::Dispatcher::singleton()
+              .findSchemaOrThrow("mkldnn::_linear_pointwise", "binary")
+              .typed<Tensor(const Tensor&, const Tensor&, const Tensor&, const std::optional<Tensor>&, c10::string_view)>();
+      return linear_add.call(x, other, packed_, bias, "add");
+    }
+    if (bias.has_value()) {
+      at::add_out(buffer_, other, *bias);
+    } else {
+      buffer_.copy_(other);
+    }
+    buffer_.addmm_(x, w_.t());
+    return buffer_;
+  }
+
+ private:
+  Tensor w_;
+  bool onednn_;
+  Tensor packed_;  // w in oneDNN's layout
+  Tensor buffer_;  // (rows, N): the BLAS path's output
+};
+
+// ------------------------------------------------------------------------------------------ LSTM
+
+template <typename T>
+void lstm_forward_impl(const Tensor& xw, const Tensor& w_hh, const std::optional<Tensor>& b_hh,
+                       const std::optional<Tensor>& peep, const std::optional<Tensor>& mask, bool onednn, Tensor& hs,
+                       Tensor& cs, Tensor& gates, Tensor& tanh_c, Tensor& out) {
+  const int64_t steps = xw.size(0), B = xw.size(1), H = hs.size(2);
+  Gemm gemm(w_hh, B, onednn);
+  const T* pi = peep.has_value() ? peep->const_data_ptr<T>() : nullptr;  // (3, H): p_i, p_f, p_o
+  const T* m = mask.has_value() ? mask->const_data_ptr<T>() : nullptr;
+  for (int64_t t = 0; t < steps; ++t) {
+    const Tensor pre = gemm(hs.select(0, t), b_hh, xw.select(0, t));  // (B, 4H) = xw_t + W_hh h + b_hh
+    const T* a_t = pre.const_data_ptr<T>();
+    const T* c_prev = cs.const_data_ptr<T>() + t * B * H;
+    const T* h_prev = hs.const_data_ptr<T>() + t * B * H;
+    T* c_new = cs.data_ptr<T>() + (t + 1) * B * H;
+    T* h_new = hs.data_ptr<T>() + (t + 1) * B * H;
+    T* g_t = gates.data_ptr<T>() + t * B * 4 * H;
+    T* tc_t = tanh_c.data_ptr<T>() + t * B * H;
+    T* o_t = out.data_ptr<T>() + t * B * H;
+    rows(B, 4 * H, [&](int64_t b) {
+      const int64_t r = b * H, r4 = b * 4 * H;
+      if (m != nullptr && m[t * B + b] == T(0)) {  // padding: carry the state, output 0
+        std::copy(h_prev + r, h_prev + r + H, h_new + r);
+        std::copy(c_prev + r, c_prev + r + H, c_new + r);
+        std::fill(o_t + r, o_t + r + H, T(0));
+        return;
+      }
+      lanes<T>(H, [&](int64_t j, int64_t n) {
+        const T* a = a_t + r4 + j;
+        const Vec<T> cp = load(c_prev + r + j, n);
+        Vec<T> ai = load(a, n), af = load(a + H, n), ao = load(a + 3 * H, n);
+        const Vec<T> ag = load(a + 2 * H, n);
+        if (pi != nullptr) {
+          ai = ai + load(pi + j, n) * cp;
+          af = af + load(pi + H + j, n) * cp;
+        }
+        const Vec<T> i = sigmoid(ai), f = sigmoid(af), g = ag.tanh();
+        const Vec<T> c = f * cp + i * g;
+        if (pi != nullptr) ao = ao + load(pi + 2 * H + j, n) * c;
+        const Vec<T> o = sigmoid(ao), tc = c.tanh(), h = o * tc;
+        T* gg = g_t + r4 + j;
+        i.store(gg, n);
+        f.store(gg + H, n);
+        g.store(gg + 2 * H, n);
+        o.store(gg + 3 * H, n);
+        c.store(c_new + r + j, n);
+        tc.store(tc_t + r + j, n);
+        h.store(h_new + r + j, n);
+        h.store(o_t + r + j, n);
+      });
+    });
+  }
+}
+
+// -> (out (T, B, H), hs (T+1, B, H), cs (T+1, B, H), gates (T, B, 4H) = i, f, g, o, tanh_c (T, B, H))
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_forward(const Tensor& xw, const Tensor& h0, const Tensor& c0,
+                                                               const Tensor& w_hh, const std::optional<Tensor>& b_hh,
+                                                               const std::optional<Tensor>& peep,
+                                                               const std::optional<Tensor>& mask, bool onednn) {
+  check(xw, h0, w_hh, 4);
+  const int64_t steps = xw.size(0), B = xw.size(1), H = h0.size(1);
+  Tensor hs = Pool::empty({steps + 1, B, H}, xw.options()), cs = Pool::empty({steps + 1, B, H}, xw.options());
+  hs.select(0, 0).copy_(h0);
+  cs.select(0, 0).copy_(c0);
+  Tensor gates = Pool::empty({steps, B, 4 * H}, xw.options()), tanh_c = Pool::empty({steps, B, H}, xw.options());
+  Tensor out = Pool::empty({steps, B, H}, xw.options());
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnlab_lstm_forward", [&] {
+    lstm_forward_impl<scalar_t>(xw, w_hh, b_hh, peep, mask, onednn, hs, cs, gates, tanh_c, out);
+  });
+  return {out, hs, cs, gates, tanh_c};
+}
+
+template <typename T>
+void lstm_backward_impl(const Tensor& d_out, const Tensor& w_hh, const std::optional<Tensor>& peep,
+                        const std::optional<Tensor>& mask, bool onednn, const Tensor& cs, const Tensor& gates,
+                        const Tensor& tanh_c, Tensor& d_a, Tensor& d_h, Tensor& d_c) {
+  const int64_t steps = d_out.size(0), B = d_out.size(1), H = d_h.size(1);
+  Gemm gemm(w_hh.t().contiguous(), B, onednn);  // (H, 4H)
+  const T* pi = peep.has_value() ? peep->const_data_ptr<T>() : nullptr;
+  const T* m = mask.has_value() ? mask->const_data_ptr<T>() : nullptr;
+  Tensor d_prev = at::empty_like(d_h);
+  const Vec<T> one(1);
+  for (int64_t t = steps - 1; t >= 0; --t) {
+    const T* dout_t = d_out.const_data_ptr<T>() + t * B * H;
+    const T* g_t = gates.const_data_ptr<T>() + t * B * 4 * H;
+    const T* tc_t = tanh_c.const_data_ptr<T>() + t * B * H;
+    const T* c_prev = cs.const_data_ptr<T>() + t * B * H;
+    T* da_t = d_a.data_ptr<T>() + t * B * 4 * H;
+    const T* dh = d_h.const_data_ptr<T>();
+    T* dc = d_c.data_ptr<T>();
+    T* dp = d_prev.data_ptr<T>();
+    rows(B, 8 * H, [&](int64_t b) {
+      const int64_t r = b * H, r4 = b * 4 * H;
+      if (m != nullptr && m[t * B + b] == T(0)) {  // padding: the state's gradient passes through
+        std::fill(da_t + r4, da_t + r4 + 4 * H, T(0));
+        std::copy(dh + r, dh + r + H, dp + r);
+        return;
+      }
+      lanes<T>(H, [&](int64_t j, int64_t n) {
+        const T* gg = g_t + r4 + j;
+        const Vec<T> i = load(gg, n), f = load(gg + H, n), g = load(gg + 2 * H, n), o = load(gg + 3 * H, n);
+        const Vec<T> tc = load(tc_t + r + j, n), cp = load(c_prev + r + j, n);
+        const Vec<T> dhn = load(dh + r + j, n) + load(dout_t + r + j, n);  // h_t is the output too
+        const Vec<T> d_ao = dhn * tc * o * (one - o);
+        Vec<T> dct = load(dc + r + j, n) + dhn * o * (one - tc * tc);  // c_t feeds h_t and c_{t+1}
+        if (pi != nullptr) dct = dct + d_ao * load(pi + 2 * H + j, n);  // ... and o_t
+        const Vec<T> d_ai = dct * g * i * (one - i);
+        const Vec<T> d_af = dct * cp * f * (one - f);
+        const Vec<T> d_ag = dct * i * (one - g * g);
+        T* da = da_t + r4 + j;
+        d_ai.store(da, n);
+        d_af.store(da + H, n);
+        d_ag.store(da + 2 * H, n);
+        d_ao.store(da + 3 * H, n);
+        Vec<T> dcp = dct * f;
+        if (pi != nullptr) dcp = dcp + d_ai * load(pi + j, n) + d_af * load(pi + H + j, n);
+        dcp.store(dc + r + j, n);
+        Vec<T>(0).store(dp + r + j, n);
+      });
+    });
+    d_h = gemm(d_a.select(0, t), std::nullopt, d_prev);  // dL/dh_{t-1} = the above + dL/da_t W_hh
+  }
+}
+
+// -> (dL/da (T, B, 4H): dL/dxw and dL/dhw alike, dL/dh_0, dL/dc_0)
+std::tuple<Tensor, Tensor, Tensor> lstm_backward(const Tensor& d_out, const Tensor& d_hT, const Tensor& d_cT,
+                                                 const Tensor& w_hh, const std::optional<Tensor>& peep,
+                                                 const std::optional<Tensor>& mask, bool onednn, const Tensor& cs,
+                                                 const Tensor& gates, const Tensor& tanh_c) {
+  Tensor d_a = Pool::empty(gates.sizes(), gates.options()), d_h = d_hT.clone(), d_c = d_cT.clone();
+  AT_DISPATCH_FLOATING_TYPES(d_out.scalar_type(), "rnnlab_lstm_backward", [&] {
+    lstm_backward_impl<scalar_t>(d_out.contiguous(), w_hh, peep, mask, onednn, cs, gates, tanh_c, d_a, d_h, d_c);
+  });
+  return {d_a, d_h, d_c};
+}
+
+// ------------------------------------------------------------------------------------------ GRU
+
+template <typename T>
+void gru_forward_impl(const Tensor& xw, const Tensor& w_hh, const std::optional<Tensor>& b_hh,
+                      const std::optional<Tensor>& mask, bool onednn, Tensor& hs, Tensor& gates, Tensor& h_n,
+                      Tensor& out) {
+  const int64_t steps = xw.size(0), B = xw.size(1), H = hs.size(2);
+  Gemm gemm(w_hh, B, onednn);
+  const Tensor none = at::zeros({B, 3 * H}, xw.options());
+  const T* m = mask.has_value() ? mask->const_data_ptr<T>() : nullptr;
+  for (int64_t t = 0; t < steps; ++t) {
+    const Tensor hw = gemm(hs.select(0, t), b_hh, none);  // (B, 3H) = W_hh h + b_hh
+    const T* x_t = xw.const_data_ptr<T>() + t * B * 3 * H;
+    const T* a_t = hw.const_data_ptr<T>();
+    const T* h_prev = hs.const_data_ptr<T>() + t * B * H;
+    T* h_new = hs.data_ptr<T>() + (t + 1) * B * H;
+    T* g_t = gates.data_ptr<T>() + t * B * 3 * H;
+    T* hn_t = h_n.data_ptr<T>() + t * B * H;
+    T* o_t = out.data_ptr<T>() + t * B * H;
+    rows(B, 3 * H, [&](int64_t b) {
+      const int64_t r = b * H, r3 = b * 3 * H;
+      if (m != nullptr && m[t * B + b] == T(0)) {
+        std::copy(h_prev + r, h_prev + r + H, h_new + r);
+        std::fill(o_t + r, o_t + r + H, T(0));
+        return;
+      }
+      lanes<T>(H, [&](int64_t j, int64_t n) {
+        const T* x = x_t + r3 + j;
+        const T* a = a_t + r3 + j;
+        const Vec<T> rr = sigmoid(load(x, n) + load(a, n));
+        const Vec<T> z = sigmoid(load(x + H, n) + load(a + H, n));
+        const Vec<T> hn = load(a + 2 * H, n);
+        const Vec<T> nn = (load(x + 2 * H, n) + rr * hn).tanh();
+        const Vec<T> hp = load(h_prev + r + j, n);
+        const Vec<T> h = nn + z * (hp - nn);
+        T* gg = g_t + r3 + j;
+        rr.store(gg, n);
+        z.store(gg + H, n);
+        nn.store(gg + 2 * H, n);
+        hn.store(hn_t + r + j, n);
+        h.store(h_new + r + j, n);
+        h.store(o_t + r + j, n);
+      });
+    });
+  }
+}
+
+// -> (out (T, B, H), hs (T+1, B, H), gates (T, B, 3H) = r, z, n, hw_n (T, B, H) = W_hn h_{t-1} + b_hn)
+std::tuple<Tensor, Tensor, Tensor, Tensor> gru_forward(const Tensor& xw, const Tensor& h0, const Tensor& w_hh,
+                                                       const std::optional<Tensor>& b_hh,
+                                                       const std::optional<Tensor>& mask, bool onednn) {
+  check(xw, h0, w_hh, 3);
+  const int64_t steps = xw.size(0), B = xw.size(1), H = h0.size(1);
+  Tensor hs = Pool::empty({steps + 1, B, H}, xw.options());
+  hs.select(0, 0).copy_(h0);
+  Tensor gates = Pool::empty({steps, B, 3 * H}, xw.options()), h_n = Pool::empty({steps, B, H}, xw.options());
+  Tensor out = Pool::empty({steps, B, H}, xw.options());
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnlab_gru_forward", [&] {
+    gru_forward_impl<scalar_t>(xw, w_hh, b_hh, mask, onednn, hs, gates, h_n, out);
+  });
+  return {out, hs, gates, h_n};
+}
+
+template <typename T>
+void gru_backward_impl(const Tensor& d_out, const Tensor& w_hh, const std::optional<Tensor>& mask, bool onednn,
+                       const Tensor& hs, const Tensor& gates, const Tensor& h_n, Tensor& d_xw, Tensor& d_hw, Tensor& d_h) {
+  const int64_t steps = d_out.size(0), B = d_out.size(1), H = d_h.size(1);
+  Gemm gemm(w_hh.t().contiguous(), B, onednn);  // (H, 3H)
+  const T* m = mask.has_value() ? mask->const_data_ptr<T>() : nullptr;
+  Tensor d_prev = at::empty_like(d_h);
+  const Vec<T> one(1);
+  for (int64_t t = steps - 1; t >= 0; --t) {
+    const T* dout_t = d_out.const_data_ptr<T>() + t * B * H;
+    const T* g_t = gates.const_data_ptr<T>() + t * B * 3 * H;
+    const T* hn_t = h_n.const_data_ptr<T>() + t * B * H;
+    const T* h_prev = hs.const_data_ptr<T>() + t * B * H;
+    T* dx_t = d_xw.data_ptr<T>() + t * B * 3 * H;
+    T* dw_t = d_hw.data_ptr<T>() + t * B * 3 * H;
+    const T* dh = d_h.const_data_ptr<T>();
+    T* dp = d_prev.data_ptr<T>();
+    rows(B, 6 * H, [&](int64_t b) {
+      const int64_t r = b * H, r3 = b * 3 * H;
+      if (m != nullptr && m[t * B + b] == T(0)) {
+        std::fill(dx_t + r3, dx_t + r3 + 3 * H, T(0));
+        std::fill(dw_t + r3, dw_t + r3 + 3 * H, T(0));
+        std::copy(dh + r, dh + r + H, dp + r);
+        return;
+      }
+      lanes<T>(H, [&](int64_t j, int64_t n) {
+        const T* gg = g_t + r3 + j;
+        const Vec<T> rr = load(gg, n), z = load(gg + H, n), nn = load(gg + 2 * H, n);
+        const Vec<T> hn = load(hn_t + r + j, n), hp = load(h_prev + r + j, n);
+        const Vec<T> dhn = load(dh + r + j, n) + load(dout_t + r + j, n);
+        const Vec<T> d_an = dhn * (one - z) * (one - nn * nn);  // through n = tanh(...)
+        const Vec<T> d_ar = d_an * hn * rr * (one - rr);
+        const Vec<T> d_az = dhn * (hp - nn) * z * (one - z);
+        T* dx = dx_t + r3 + j;
+        T* dw = dw_t + r3 + j;
+        d_ar.store(dx, n);
+        d_az.store(dx + H, n);
+        d_an.store(dx + 2 * H, n);
+        d_ar.store(dw, n);
+        d_az.store(dw + H, n);
+        (d_an * rr).store(dw + 2 * H, n);  // r multiplies W_hn h + b_hn
+        (dhn * z).store(dp + r + j, n);
+      });
+    });
+    d_h = gemm(d_hw.select(0, t), std::nullopt, d_prev);
+  }
+}
+
+// -> (dL/dxw (T, B, 3H), dL/dhw (T, B, 3H), dL/dh_0)
+std::tuple<Tensor, Tensor, Tensor> gru_backward(const Tensor& d_out, const Tensor& d_hT, const Tensor& w_hh,
+                                                const std::optional<Tensor>& mask, bool onednn, const Tensor& hs,
+                                                const Tensor& gates, const Tensor& h_n) {
+  Tensor d_xw = Pool::empty(gates.sizes(), gates.options()), d_hw = Pool::empty(gates.sizes(), gates.options());
+  Tensor d_h = d_hT.clone();
+  AT_DISPATCH_FLOATING_TYPES(d_out.scalar_type(), "rnnlab_gru_backward", [&] {
+    gru_backward_impl<scalar_t>(d_out.contiguous(), w_hh, mask, onednn, hs, gates, h_n, d_xw, d_hw, d_h);
+  });
+  return {d_xw, d_hw, d_h};
+}
+
+// ------------------------------------------------------------------------------------------ RNN
+
+template <typename T>
+void rnn_forward_impl(const Tensor& xw, const Tensor& w_hh, const std::optional<Tensor>& b_hh,
+                      const std::optional<Tensor>& mask, bool relu, bool onednn, Tensor& hs, Tensor& out) {
+  const int64_t steps = xw.size(0), B = xw.size(1), H = hs.size(2);
+  Gemm gemm(w_hh, B, onednn);
+  const T* m = mask.has_value() ? mask->const_data_ptr<T>() : nullptr;
+  for (int64_t t = 0; t < steps; ++t) {
+    const Tensor pre = gemm(hs.select(0, t), b_hh, xw.select(0, t));  // (B, H) = xw_t + W_hh h + b_hh
+    const T* a_t = pre.const_data_ptr<T>();
+    const T* h_prev = hs.const_data_ptr<T>() + t * B * H;
+    T* h_new = hs.data_ptr<T>() + (t + 1) * B * H;
+    T* o_t = out.data_ptr<T>() + t * B * H;
+    rows(B, H, [&](int64_t b) {
+      const int64_t r = b * H;
+      if (m != nullptr && m[t * B + b] == T(0)) {
+        std::copy(h_prev + r, h_prev + r + H, h_new + r);
+        std::fill(o_t + r, o_t + r + H, T(0));
+        return;
+      }
+      lanes<T>(H, [&](int64_t j, int64_t n) {
+        const Vec<T> pre = load(a_t + r + j, n);
+        const Vec<T> h = relu ? at::vec::maximum(pre, Vec<T>(0)) : pre.tanh();
+        h.store(h_new + r + j, n);
+        h.store(o_t + r + j, n);
+      });
+    });
+  }
+}
+
+// -> (out (T, B, H), hs (T+1, B, H))
+std::tuple<Tensor, Tensor> rnn_forward(const Tensor& xw, const Tensor& h0, const Tensor& w_hh,
+                                       const std::optional<Tensor>& b_hh, const std::optional<Tensor>& mask, bool relu,
+                                       bool onednn) {
+  check(xw, h0, w_hh, 1);
+  const int64_t steps = xw.size(0), B = xw.size(1), H = h0.size(1);
+  Tensor hs = Pool::empty({steps + 1, B, H}, xw.options());
+  hs.select(0, 0).copy_(h0);
+  Tensor out = Pool::empty({steps, B, H}, xw.options());
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnlab_rnn_forward", [&] {
+    rnn_forward_impl<scalar_t>(xw, w_hh, b_hh, mask, relu, onednn, hs, out);
+  });
+  return {out, hs};
+}
+
+template <typename T>
+void rnn_backward_impl(const Tensor& d_out, const Tensor& w_hh, const std::optional<Tensor>& mask, const Tensor& hs,
+                       bool relu, bool onednn, Tensor& d_pre, Tensor& d_h) {
+  const int64_t steps = d_out.size(0), B = d_out.size(1), H = d_h.size(1);
+  Gemm gemm(w_hh.t().contiguous(), B, onednn);
+  const T* m = mask.has_value() ? mask->const_data_ptr<T>() : nullptr;
+  Tensor d_prev = at::empty_like(d_h);
+  const Vec<T> one(1), zero(0);
+  for (int64_t t = steps - 1; t >= 0; --t) {
+    const T* dout_t = d_out.const_data_ptr<T>() + t * B * H;
+    const T* h_t = hs.const_data_ptr<T>() + (t + 1) * B * H;
+    T* dpre_t = d_pre.data_ptr<T>() + t * B * H;
+    const T* dh = d_h.const_data_ptr<T>();
+    T* dp = d_prev.data_ptr<T>();
+    rows(B, 2 * H, [&](int64_t b) {
+      const int64_t r = b * H;
+      if (m != nullptr && m[t * B + b] == T(0)) {
+        std::fill(dpre_t + r, dpre_t + r + H, T(0));
+        std::copy(dh + r, dh + r + H, dp + r);
+        return;
+      }
+      lanes<T>(H, [&](int64_t j, int64_t n) {
+        const Vec<T> h = load(h_t + r + j, n);
+        const Vec<T> dhn = load(dh + r + j, n) + load(dout_t + r + j, n);
+        const Vec<T> slope = relu ? ((h > zero) & one) : one - h * h;
+        (dhn * slope).store(dpre_t + r + j, n);
+        zero.store(dp + r + j, n);
+      });
+    });
+    d_h = gemm(d_pre.select(0, t), std::nullopt, d_prev);
+  }
+}
+
+// -> (dL/d(pre-activation) (T, B, H): dL/dxw and dL/dhw alike, dL/dh_0)
+std::tuple<Tensor, Tensor> rnn_backward(const Tensor& d_out, const Tensor& d_hT, const Tensor& w_hh,
+                                        const std::optional<Tensor>& mask, const Tensor& hs, bool relu, bool onednn) {
+  Tensor d_pre = Pool::empty({d_out.size(0), d_out.size(1), d_hT.size(1)}, d_out.options()), d_h = d_hT.clone();
+  AT_DISPATCH_FLOATING_TYPES(d_out.scalar_type(), "rnnlab_rnn_backward", [&] {
+    rnn_backward_impl<scalar_t>(d_out.contiguous(), w_hh, mask, hs, relu, onednn, d_pre, d_h);
+  });
+  return {d_pre, d_h};
+}
+
+}  // namespace
+
+TORCH_LIBRARY(rnnlab_native, m) {
+  m.def("lstm_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, Tensor? b_hh, Tensor? peep, Tensor? mask, bool onednn)"
+        " -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+  m.def("lstm_backward(Tensor d_out, Tensor d_hT, Tensor d_cT, Tensor w_hh, Tensor? peep, Tensor? mask, bool onednn, Tensor cs,"
+        " Tensor gates, Tensor tanh_c) -> (Tensor, Tensor, Tensor)");
+  m.def("gru_forward(Tensor xw, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? mask, bool onednn)"
+        " -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("gru_backward(Tensor d_out, Tensor d_hT, Tensor w_hh, Tensor? mask, bool onednn, Tensor hs, Tensor gates,"
+        " Tensor h_n)"
+        " -> (Tensor, Tensor, Tensor)");
+  m.def("rnn_forward(Tensor xw, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? mask, bool relu, bool onednn)"
+        " -> (Tensor, Tensor)");
+  m.def("rnn_backward(Tensor d_out, Tensor d_hT, Tensor w_hh, Tensor? mask, Tensor hs, bool relu, bool onednn)"
+        " -> (Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(rnnlab_native, CPU, m) {
+  m.impl("lstm_forward", &lstm_forward);
+  m.impl("lstm_backward", &lstm_backward);
+  m.impl("gru_forward", &gru_forward);
+  m.impl("gru_backward", &gru_backward);
+  m.impl("rnn_forward", &rnn_forward);
+  m.impl("rnn_backward", &rnn_backward);
+}

@@ -1,0 +1,240 @@
+"""rnnlab's fused CPU kernels (rnnlab/csrc/recurrence.cpp): the hand-written BPTT of rnnlab/bptt.py
+with each step's elementwise maths in one SIMD pass instead of ten tensor operations.
+
+The kernels are C++ built on first use with torch's extension builder (a C++ compiler and ninja
+must be present; about a minute, once per machine and version: the build is cached under
+``$RNNLAB_CACHE`` or ``~/.cache/rnnlab/native``). Where they cannot be built, or with
+``RNNLAB_NATIVE=0``, rnnlab says so once and runs the same algorithm in Python (``rnnlab.bptt``):
+the results are the same, only slower.
+
+Cells opt in with ``native_kernel()`` returning the kernel's name ("lstm", "peephole", "gru",
+"rnn_tanh", "rnn_relu"). ``recurrence`` takes the same arguments as ``bptt.recurrence`` and is
+used by it when ``handles`` says so (CPU, float32/float64, no autocast). Tests hold it equal to
+the Python path and to autograd (float64, 1e-10) with layers, directions and ragged lengths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+State = tuple[Tensor, ...]
+SOURCE = Path(__file__).with_name("csrc") / "recurrence.cpp"
+KERNELS = ("lstm", "peephole", "gru", "rnn_tanh", "rnn_relu")
+
+_ops = None  # torch.ops.rnnlab_native once loaded; False once it failed
+_why_not = ""
+_enabled = True  # False inside ``disabled()``
+
+
+def _flags() -> list[str]:
+    """Compiler flags: ATen's widest vectors this CPU runs (as torch picks them), else portable code."""
+    flags = ["-O3"]
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability == "AVX512":
+        flags += ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-DCPU_CAPABILITY=AVX512"]
+        flags += ["-DCPU_CAPABILITY_AVX512"]
+    elif capability == "AVX2":
+        flags += ["-mavx2", "-mfma", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
+    else:
+        flags += ["-DCPU_CAPABILITY=DEFAULT"]
+    return flags
+
+
+def _build_directory(flags: list[str]) -> tuple[str, Path]:
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode() + torch.__version__.encode()).hexdigest()[:12]
+    root = Path(os.environ.get("RNNLAB_CACHE") or Path.home() / ".cache" / "rnnlab") / "native" / key
+    root.mkdir(parents=True, exist_ok=True)
+    return f"rnnlab_native_{key}", root
+
+
+def load():
+    """torch.ops.rnnlab_native, building the kernels on first use; None (and one warning) if they cannot be."""
+    global _ops, _why_not
+    if _ops is None:
+        if os.environ.get("RNNLAB_NATIVE", "1") == "0":
+            _ops, _why_not = False, "RNNLAB_NATIVE=0"
+        else:
+            try:
+                from torch.utils import cpp_extension
+
+                flags = _flags()
+                name, root = _build_directory(flags)
+                cpp_extension.load(
+                    name, [str(SOURCE)], extra_cflags=flags, build_directory=str(root), is_python_module=False, verbose=False
+                )
+                _ops = torch.ops.rnnlab_native
+            except Exception as error:  # no compiler, no ninja, a read-only cache: the Python path still works
+                _ops, _why_not = (
+                    False,
+                    f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}",
+                )
+                warnings.warn(
+                    f"rnnlab: the fused CPU kernels could not be built ({_why_not}); running the same BPTT in Python "
+                    "(slower). Set RNNLAB_NATIVE=0 to skip the build.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+    return _ops or None
+
+
+def available() -> bool:
+    """Whether the fused kernels are built and loaded (building them if need be)."""
+    return load() is not None
+
+
+def why_not() -> str:
+    """Why the kernels are not in use ('' if they are, or were not tried yet)."""
+    return _why_not
+
+
+ONEDNN_FROM = 4_194_304  # smallest B * G*H * H (multiply-adds of a step's hidden product) given to oneDNN
+
+
+def onednn_available() -> bool:
+    """Whether torch was built with oneDNN (its x86 and ARM CPU builds are)."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def use_onednn(batch: int, rows: int, hidden: int, dtype: torch.dtype) -> bool:
+    """Whether a step's hidden product goes to oneDNN (float32, large enough) rather than ATen's BLAS."""
+    return dtype == torch.float32 and onednn_available() and batch * rows * hidden >= ONEDNN_FROM
+
+
+@contextlib.contextmanager
+def disabled():
+    """Within this block rnnlab runs its Python paths only (for comparisons and tests)."""
+    global _enabled
+    before, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = before
+
+
+def handles(cell, xw: Tensor, state: State) -> bool:
+    """Whether ``recurrence`` can run this cell on these tensors."""
+    kernel = getattr(cell, "native_kernel", lambda: None)()
+    return (
+        _enabled
+        and kernel in KERNELS
+        and xw.device.type == "cpu"
+        and xw.dtype in (torch.float32, torch.float64)
+        and all(s.dtype == xw.dtype for s in state)
+        and cell.weight_hh.dtype == xw.dtype
+        and not torch.is_autocast_enabled("cpu")
+        and available()
+    )
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """x W^T + b, as F.linear, through oneDNN's matrix product (float32 on CPU): (..., I) -> (..., N).
+
+    The input projection of a whole sequence is one large GEMM; oneDNN ran it at 248 GFLOP/s where
+    the BLAS behind F.linear reached 140 (8192 x 512 x 2048, this CPU), and dL/dx at 306 vs 189.
+    dL/dW stays with the BLAS (equal there)."""
+    return _Linear.apply(x, weight, bias)
+
+
+class _Linear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        x2 = x.reshape(-1, x.shape[-1]).contiguous()  # (N, I)
+        y = torch.ops.mkldnn._linear_pointwise(x2, weight.contiguous(), bias, "none", [], "")
+        ctx.save_for_backward(x2, weight)
+        ctx.shape, ctx.has_bias = x.shape, bias is not None
+        return y.view(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_y: Tensor):
+        x2, weight = ctx.saved_tensors
+        d2 = d_y.reshape(-1, d_y.shape[-1]).contiguous()  # (N, O)
+        d_x = d_w = d_b = None
+        if ctx.needs_input_grad[0]:
+            d_x = torch.ops.mkldnn._linear_pointwise(d2, weight.t().contiguous(), None, "none", [], "").view(ctx.shape)
+        if ctx.needs_input_grad[1]:
+            d_w = d2.t() @ x2
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            d_b = d2.sum(0)
+        return d_x, d_w, d_b
+
+
+def recurrence(cell, xw: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
+    """``bptt.recurrence`` through the fused kernels: xw (T, B, G*H) -> (outputs (T, B, H), final state)."""
+    kernel = cell.native_kernel()
+    bias = cell.hh_bias()
+    peep = None
+    if kernel == "peephole":
+        peep = (cell.peephole_i, cell.peephole_f, cell.peephole_o)
+    m = None if mask is None else mask.reshape(mask.shape[0], mask.shape[1]).to(xw.dtype).contiguous()  # (T, B)
+    result = _Native.apply(
+        kernel, m, len(state), bias is not None, xw.contiguous(), *state, cell.weight_hh, bias, *(peep or ())
+    )
+    return result[0], tuple(result[1:])
+
+
+class _Native(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, kernel: str, mask, n_state: int, has_bias: bool, xw: Tensor, *tensors):
+        state = tuple(s.contiguous() for s in tensors[:n_state])
+        weight_hh, bias = tensors[n_state].contiguous(), tensors[n_state + 1]
+        peep = torch.stack(tensors[n_state + 2 :]).contiguous() if kernel == "peephole" else None  # (3, H)
+        ops = load()
+        ctx.kernel, ctx.mask, ctx.n_state, ctx.has_bias = kernel, mask, n_state, has_bias
+        ctx.onednn = use_onednn(xw.shape[1], weight_hh.shape[0], weight_hh.shape[1], xw.dtype)
+        if kernel in ("lstm", "peephole"):
+            out, hs, cs, gates, tanh_c = ops.lstm_forward(xw, state[0], state[1], weight_hh, bias, peep, mask, ctx.onednn)
+            ctx.save_for_backward(weight_hh, peep if peep is not None else weight_hh.new_zeros(0), hs, cs, gates, tanh_c)
+            return out, hs[-1].clone(), cs[-1].clone()
+        if kernel == "gru":
+            out, hs, gates, h_n = ops.gru_forward(xw, state[0], weight_hh, bias, mask, ctx.onednn)
+            ctx.save_for_backward(weight_hh, hs, gates, h_n)
+            return out, hs[-1].clone()
+        out, hs = ops.rnn_forward(xw, state[0], weight_hh, bias, mask, kernel == "rnn_relu", ctx.onednn)
+        ctx.save_for_backward(weight_hh, hs)
+        return out, hs[-1]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out: Tensor, *d_final):
+        ops, kernel, mask = load(), ctx.kernel, ctx.mask
+        d_final = [torch.zeros_like(d_out[0]) if d is None else d.contiguous() for d in d_final]
+        d_out = d_out.contiguous()
+        extra: list[Tensor] = []
+        if kernel in ("lstm", "peephole"):
+            weight_hh, peep, hs, cs, gates, tanh_c = ctx.saved_tensors
+            peep = peep if kernel == "peephole" else None
+            d_a, d_h0, d_c0 = ops.lstm_backward(
+                d_out, d_final[0], d_final[1], weight_hh, peep, mask, ctx.onednn, cs, gates, tanh_c
+            )
+            d_xw = d_hw = d_a
+            d_state = (d_h0, d_c0)
+            if peep is not None:  # dL/dp = sum over steps and rows of dL/da_gate * the cell it looked at
+                H = d_h0.shape[1]
+                c_prev, c_now = cs[:-1], cs[1:]
+                extra = [
+                    (d_a[..., :H] * c_prev).sum((0, 1)),
+                    (d_a[..., H : 2 * H] * c_prev).sum((0, 1)),
+                    (d_a[..., 3 * H :] * c_now).sum((0, 1)),
+                ]
+        elif kernel == "gru":
+            weight_hh, hs, gates, h_n = ctx.saved_tensors
+            d_xw, d_hw, d_h0 = ops.gru_backward(d_out, d_final[0], weight_hh, mask, ctx.onednn, hs, gates, h_n)
+            d_state = (d_h0,)
+        else:
+            weight_hh, hs = ctx.saved_tensors
+            d_xw, d_h0 = ops.rnn_backward(d_out, d_final[0], weight_hh, mask, hs, kernel == "rnn_relu", ctx.onednn)
+            d_hw = d_xw
+            d_state = (d_h0,)
+        flat_d_hw = d_hw.reshape(-1, d_hw.shape[-1])  # (T*B, G*H)
+        h_prev = hs[:-1].reshape(-1, hs.shape[-1])  # (T*B, H)
+        d_weight_hh = flat_d_hw.t() @ h_prev  # ONE GEMM over all steps
+        d_bias = flat_d_hw.sum(0) if ctx.has_bias else None
+        return (None, None, None, None, d_xw, *d_state, d_weight_hh, d_bias, *extra)

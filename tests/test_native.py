@@ -1,0 +1,150 @@
+"""The fused CPU kernels (rnnlab/native.py, rnnlab/csrc/recurrence.cpp) against the Python path of the
+same hand-written BPTT (rnnlab/bptt.py), which tests/test_bptt.py holds equal to autograd: values and
+every gradient, float32 through oneDNN and through the BLAS, float64, ragged lengths, SIMD tails; the
+oneDNN linear; and the fall-back when the kernels cannot be built."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rnnlab import Recurrent, bptt, native
+from rnnlab.cells import CELLS
+
+NATIVE = ["rnn", "lstm", "gru", "peephole"]
+
+
+def test_the_kernels_build_here():
+    assert native.available(), f"the fused kernels did not build: {native.why_not()}"
+
+
+def _run(cell, xw, state, mask, use_native):
+    xw = xw.clone().requires_grad_()
+    state = tuple(s.clone().requires_grad_() for s in state)
+    if use_native:
+        assert native.handles(cell, xw, state)
+        out, final = bptt.recurrence(cell, xw, state, mask)
+    else:
+        out, final = bptt.python_recurrence(cell, xw, state, mask)
+    loss = (out * out.detach().cos()).sum() + sum(f.sin().sum() for f in final)
+    grads = torch.autograd.grad(loss, [xw, *state, *cell.parameters()], allow_unused=True)
+    return [out, *final, *grads]
+
+
+@pytest.mark.parametrize("name", NATIVE)
+@pytest.mark.parametrize("hidden", [13, 64])  # 13: every SIMD width leaves a tail
+@pytest.mark.parametrize("onednn", [True, False])
+@pytest.mark.parametrize("ragged", [False, True])
+def test_native_equals_python_in_float32(name, hidden, onednn, ragged, monkeypatch):
+    monkeypatch.setattr(native, "ONEDNN_FROM", 0 if onednn else 1 << 62)
+    torch.manual_seed(0)
+    cell = CELLS[name](5, hidden)
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    steps, batch = 9, 6
+    xw = cell.project(torch.randn(steps, batch, 5)).detach()
+    state = tuple(0.5 * torch.randn(batch, hidden) for _ in cell.state_names)
+    mask = None
+    if ragged:
+        lengths = torch.tensor([9, 7, 1, 4, 9, 2])
+        mask = (torch.arange(steps)[:, None] < lengths[None, :]).unsqueeze(-1)
+    for _ in range(2):  # twice: the second run reuses the pooled buffers of the first
+        got = _run(cell, xw, state, mask, use_native=True)
+    expected = _run(cell, xw, state, mask, use_native=False)
+    for a, b in zip(got, expected):
+        if b is not None:
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("name", NATIVE)
+def test_native_equals_python_in_float64_deep_and_bidirectional(name):
+    torch.manual_seed(3)
+    rec = Recurrent(CELLS[name], 3, 19, num_layers=2, bidirectional=True).double()
+    x = torch.randn(4, 10, 3, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([10, 3, 7, 1])
+
+    def run():
+        out, final = rec.forward_handwritten(x, lengths=lengths)
+        loss = (out * out.detach().cos()).sum() + sum(f.sin().sum() for f in final)
+        return [out, *final, *torch.autograd.grad(loss, [x, *rec.parameters()])]
+
+    got = run()
+    with native.disabled():
+        expected = run()
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+def test_native_recurrence_passes_gradcheck():
+    torch.manual_seed(1)
+    for name in NATIVE:
+        cell = CELLS[name](2, 3).double()
+        xw = cell.project(torch.randn(4, 2, 2, dtype=torch.float64)).detach().requires_grad_()
+        state = tuple(torch.randn(2, 3, dtype=torch.float64, requires_grad=True) for _ in cell.state_names)
+        mask = torch.tensor([[1, 1], [1, 0], [1, 0], [0, 0]], dtype=torch.bool).unsqueeze(-1)
+        assert native.handles(cell, xw, state)
+
+        def run(xw, *state, cell=cell, mask=mask):
+            out, final = bptt.recurrence(cell, xw, state, mask)
+            return out, *final
+
+        assert torch.autograd.gradcheck(run, (xw, *state))
+
+
+def test_onednn_linear_equals_f_linear():
+    torch.manual_seed(2)
+    x = torch.randn(7, 5, 24).transpose(0, 1).requires_grad_()  # not contiguous, as a time-major view is
+    w, b = torch.randn(40, 24, requires_grad=True), torch.randn(40, requires_grad=True)
+    got = native.linear(x, w, b)
+    expected = F.linear(x, w, b)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    d = torch.randn_like(expected)
+    for a, e in zip(torch.autograd.grad(got, (x, w, b), d), torch.autograd.grad(expected, (x, w, b), d)):
+        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-4)
+
+
+def test_other_cases_take_the_python_path():
+    cell = CELLS["lstm"](3, 4)
+    xw = torch.randn(5, 2, 16)
+    state = cell.initial_state(2)
+    assert native.handles(cell, xw, state)
+    assert not native.handles(CELLS["lnlstm"](3, 4), xw, state)  # no fused kernel for it
+    assert not native.handles(CELLS["zoneout-lstm"](3, 4), xw, state)
+    assert not native.handles(cell, xw.half(), state)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not native.handles(cell, xw, state)
+    with native.disabled():
+        assert not native.handles(cell, xw, state)
+
+
+SCRIPT = """
+import warnings, torch
+from rnnlab import Recurrent, native
+from rnnlab.cells import CELLS
+torch.manual_seed(0)
+rec = Recurrent(CELLS["lstm"], 3, 4)
+x = torch.randn(2, 5, 3)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    out, _ = rec.forward_handwritten(x)
+    rec.forward_handwritten(x)
+expected, _ = rec.forward_explicit(x)
+assert torch.allclose(out, expected, atol=1e-6)
+print(native.available(), len([w for w in caught if "fused CPU kernels" in str(w.message)]), native.why_not())
+"""
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"), [({"RNNLAB_NATIVE": "0"}, "False 0 RNNLAB_NATIVE=0"), ({"CXX": "/bin/false"}, "False 1")]
+)
+def test_without_the_kernels_the_python_path_runs(env, expected, tmp_path):
+    """Switched off, or no working compiler (a fresh cache so nothing is built yet): the same results,
+    and one warning when a build was tried and failed."""
+    environment = {**os.environ, "RNNLAB_CACHE": str(tmp_path / "cache"), **env}
+    result = subprocess.run([sys.executable, "-c", SCRIPT], env=environment, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith(expected), result.stdout
