@@ -45,10 +45,9 @@ def supports(cell) -> bool:
 
 def project(cell, seq: Tensor) -> Tensor:
     """``cell.project(seq)``: W_ih x + b_ih for all steps at once, through oneDNN's matrix product
-    where the fused kernels run this cell in float32 (rnnlab/native.py: ``linear``)."""
-    plain = getattr(type(cell).project, "__func__", type(cell).project) is Cell.project
-    if plain and seq.dtype == torch.float32 and native.handles(cell, seq, ()) and native.onednn_available():
-        return native.linear(seq, cell.weight_ih, cell.bias_ih)
+    where the fused kernels run this cell (rnnlab/native.py: ``input_linear``)."""
+    if type(cell).project is Cell.project and native.handles(cell, seq, ()):
+        return native.input_linear(seq, cell.weight_ih, cell.bias_ih)
     return cell.project(seq)
 
 

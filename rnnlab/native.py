@@ -7,8 +7,8 @@ must be present; about a minute, once per machine and version: the build is cach
 ``RNNLAB_NATIVE=0``, rnnlab says so once and runs the same algorithm in Python (``rnnlab.bptt``):
 the results are the same, only slower.
 
-Cells opt in with ``native_kernel()`` returning the kernel's name ("lstm", "peephole", "gru",
-"rnn_tanh", "rnn_relu"). ``recurrence`` takes the same arguments as ``bptt.recurrence`` and is
+Cells opt in with ``native_kernel()`` returning the kernel's name ("lstm", "peephole", "lnlstm",
+"gru", "rnn_tanh", "rnn_relu"). ``recurrence`` takes the same arguments as ``bptt.recurrence`` and is
 used by it when ``handles`` says so (CPU, float32/float64, no autocast). Tests hold it equal to
 the Python path and to autograd (float64, 1e-10) with layers, directions and ragged lengths.
 """
@@ -22,11 +22,13 @@ import warnings
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 State = tuple[Tensor, ...]
 SOURCE = Path(__file__).with_name("csrc") / "recurrence.cpp"
-KERNELS = ("lstm", "peephole", "gru", "rnn_tanh", "rnn_relu")
+KERNELS = ("lstm", "peephole", "lnlstm", "gru", "rnn_tanh", "rnn_relu")
+EPS = 1e-5  # layer norm's epsilon (rnnlab.variants.EPS, as torch.nn.LayerNorm)
 
 _ops = None  # torch.ops.rnnlab_native once loaded; False once it failed
 _why_not = ""
@@ -133,6 +135,15 @@ def handles(cell, xw: Tensor, state: State) -> bool:
     )
 
 
+def input_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """F.linear for a layer's input projection: through oneDNN (``linear``) for float32 on a CPU while
+    the fused kernels are on, else F.linear itself."""
+    if _enabled and x.device.type == "cpu" and x.dtype == torch.float32 == weight.dtype and onednn_available():
+        if not torch.is_autocast_enabled("cpu"):
+            return linear(x, weight, bias)
+    return F.linear(x, weight, bias)
+
+
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """x W^T + b, as F.linear, through oneDNN's matrix product (float32 on CPU): (..., I) -> (..., N).
 
@@ -168,73 +179,81 @@ class _Linear(torch.autograd.Function):
 
 def recurrence(cell, xw: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
     """``bptt.recurrence`` through the fused kernels: xw (T, B, G*H) -> (outputs (T, B, H), final state)."""
-    kernel = cell.native_kernel()
     bias = cell.hh_bias()
-    peep = None
-    if kernel == "peephole":
-        peep = (cell.peephole_i, cell.peephole_f, cell.peephole_o)
     m = None if mask is None else mask.reshape(mask.shape[0], mask.shape[1]).to(xw.dtype).contiguous()  # (T, B)
-    result = _Native.apply(
-        kernel, m, len(state), bias is not None, xw.contiguous(), *state, cell.weight_hh, bias, *(peep or ())
-    )
+    extra = tuple(cell.extra_parameters())  # peepholes (p_i, p_f, p_o); layer norm (gamma_h, b_hh, gamma_c, beta_c)
+    result = _Native.apply(cell.native_kernel(), m, len(state), xw.contiguous(), *state, cell.weight_hh, bias, *extra)
     return result[0], tuple(result[1:])
 
 
 class _Native(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, kernel: str, mask, n_state: int, has_bias: bool, xw: Tensor, *tensors):
+    def forward(ctx, kernel: str, mask, n_state: int, xw: Tensor, *tensors):
         state = tuple(s.contiguous() for s in tensors[:n_state])
-        weight_hh, bias = tensors[n_state].contiguous(), tensors[n_state + 1]
-        peep = torch.stack(tensors[n_state + 2 :]).contiguous() if kernel == "peephole" else None  # (3, H)
+        weight_hh, bias, extra = tensors[n_state].contiguous(), tensors[n_state + 1], tensors[n_state + 2 :]
         ops = load()
-        ctx.kernel, ctx.mask, ctx.n_state, ctx.has_bias = kernel, mask, n_state, has_bias
-        ctx.onednn = use_onednn(xw.shape[1], weight_hh.shape[0], weight_hh.shape[1], xw.dtype)
+        onednn = use_onednn(xw.shape[1], weight_hh.shape[0], weight_hh.shape[1], xw.dtype)
+        ctx.kernel, ctx.mask, ctx.onednn, ctx.has_bias = kernel, mask, onednn, bias is not None
         if kernel in ("lstm", "peephole"):
-            out, hs, cs, gates, tanh_c = ops.lstm_forward(xw, state[0], state[1], weight_hh, bias, peep, mask, ctx.onednn)
-            ctx.save_for_backward(weight_hh, peep if peep is not None else weight_hh.new_zeros(0), hs, cs, gates, tanh_c)
+            peep = torch.stack(extra).contiguous() if kernel == "peephole" else None  # (3, H)
+            out, hs, cs, gates, tanh_c = ops.lstm_forward(xw, state[0], state[1], weight_hh, bias, peep, mask, onednn)
+            ctx.save_for_backward(weight_hh, peep, hs, cs, gates, tanh_c)
+            return out, hs[-1].clone(), cs[-1].clone()
+        if kernel == "lnlstm":
+            norm = torch.cat(extra).contiguous()  # gamma_h, b_hh (4H each), gamma_c, beta_c (H each)
+            saved = ops.lnlstm_forward(xw, state[0], state[1], weight_hh, norm, EPS, mask, onednn)
+            out, hs, cs = saved[:3]
+            ctx.save_for_backward(weight_hh, norm, *saved[1:])
             return out, hs[-1].clone(), cs[-1].clone()
         if kernel == "gru":
-            out, hs, gates, h_n = ops.gru_forward(xw, state[0], weight_hh, bias, mask, ctx.onednn)
+            out, hs, gates, h_n = ops.gru_forward(xw, state[0], weight_hh, bias, mask, onednn)
             ctx.save_for_backward(weight_hh, hs, gates, h_n)
             return out, hs[-1].clone()
-        out, hs = ops.rnn_forward(xw, state[0], weight_hh, bias, mask, kernel == "rnn_relu", ctx.onednn)
+        out, hs = ops.rnn_forward(xw, state[0], weight_hh, bias, mask, kernel == "rnn_relu", onednn)
         ctx.save_for_backward(weight_hh, hs)
-        return out, hs[-1]
+        return out, hs[-1].clone()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, d_out: Tensor, *d_final):
-        ops, kernel, mask = load(), ctx.kernel, ctx.mask
+        ops, kernel, mask, onednn = load(), ctx.kernel, ctx.mask, ctx.onednn
         d_final = [torch.zeros_like(d_out[0]) if d is None else d.contiguous() for d in d_final]
         d_out = d_out.contiguous()
         extra: list[Tensor] = []
         if kernel in ("lstm", "peephole"):
             weight_hh, peep, hs, cs, gates, tanh_c = ctx.saved_tensors
-            peep = peep if kernel == "peephole" else None
-            d_a, d_h0, d_c0 = ops.lstm_backward(
-                d_out, d_final[0], d_final[1], weight_hh, peep, mask, ctx.onednn, cs, gates, tanh_c
-            )
+            d_a, d_h0, d_c0 = ops.lstm_backward(d_out, *d_final, weight_hh, peep, mask, onednn, cs, gates, tanh_c)
             d_xw = d_hw = d_a
             d_state = (d_h0, d_c0)
             if peep is not None:  # dL/dp = sum over steps and rows of dL/da_gate * the cell it looked at
                 H = d_h0.shape[1]
-                c_prev, c_now = cs[:-1], cs[1:]
                 extra = [
-                    (d_a[..., :H] * c_prev).sum((0, 1)),
-                    (d_a[..., H : 2 * H] * c_prev).sum((0, 1)),
-                    (d_a[..., 3 * H :] * c_now).sum((0, 1)),
+                    (d_a[..., :H] * cs[:-1]).sum((0, 1)),
+                    (d_a[..., H : 2 * H] * cs[:-1]).sum((0, 1)),
+                    (d_a[..., 3 * H :] * cs[1:]).sum((0, 1)),
                 ]
+        elif kernel == "lnlstm":
+            weight_hh, norm, hs, cs, gates, xhat_h, rstd_h, xhat_c, rstd_c, tanh_c = ctx.saved_tensors
+            d_xw, d_hw, d_lnc, d_h0, d_c0 = ops.lnlstm_backward(
+                d_out, *d_final, weight_hh, norm, mask, onednn, cs, gates, xhat_h, rstd_h, xhat_c, rstd_c, tanh_c
+            )
+            d_state = (d_h0, d_c0)
+            extra = [
+                (d_xw * xhat_h).sum((0, 1)),  # gamma_h
+                d_xw.sum((0, 1)),  # b_hh
+                (d_lnc * xhat_c).sum((0, 1)),  # gamma_c
+                d_lnc.sum((0, 1)),  # beta_c
+            ]
         elif kernel == "gru":
             weight_hh, hs, gates, h_n = ctx.saved_tensors
-            d_xw, d_hw, d_h0 = ops.gru_backward(d_out, d_final[0], weight_hh, mask, ctx.onednn, hs, gates, h_n)
+            d_xw, d_hw, d_h0 = ops.gru_backward(d_out, *d_final, weight_hh, mask, onednn, hs, gates, h_n)
             d_state = (d_h0,)
         else:
             weight_hh, hs = ctx.saved_tensors
-            d_xw, d_h0 = ops.rnn_backward(d_out, d_final[0], weight_hh, mask, hs, kernel == "rnn_relu", ctx.onednn)
+            d_xw, d_h0 = ops.rnn_backward(d_out, *d_final, weight_hh, mask, hs, kernel == "rnn_relu", onednn)
             d_hw = d_xw
             d_state = (d_h0,)
         flat_d_hw = d_hw.reshape(-1, d_hw.shape[-1])  # (T*B, G*H)
-        h_prev = hs[:-1].reshape(-1, hs.shape[-1])  # (T*B, H)
-        d_weight_hh = flat_d_hw.t() @ h_prev  # ONE GEMM over all steps
+        d_weight_hh = flat_d_hw.t() @ hs[:-1].reshape(-1, hs.shape[-1])  # ONE GEMM over all steps
         d_bias = flat_d_hw.sum(0) if ctx.has_bias else None
-        return (None, None, None, None, d_xw, *d_state, d_weight_hh, d_bias, *extra)
+        return (None, None, None, d_xw, *d_state, d_weight_hh, d_bias, *extra)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnlab import native
 from rnnlab.cells import Cell, LSTMCell, State
 from rnnlab.errors import ConfigError
 
@@ -47,7 +48,8 @@ class LayerNormLSTMCell(Cell):
 
     def project(self, x: Tensor) -> Tensor:
         """LN(W_ih x; gamma_x) + b_ih for any leading shape: the input's share of a_t."""
-        return F.layer_norm(F.linear(x, self.weight_ih), (4 * self.hidden_size,), self.ln_ih_weight, self.bias_ih, EPS)
+        xw = native.input_linear(x, self.weight_ih)  # (..., 4H), F.linear or its oneDNN equivalent
+        return F.layer_norm(xw, (4 * self.hidden_size,), self.ln_ih_weight, self.bias_ih, EPS)
 
     def _pre(self, xw: Tensor, h: Tensor) -> Tensor:
         hw = F.layer_norm(F.linear(h, self.weight_hh), (4 * self.hidden_size,), self.ln_hh_weight, self.bias_hh, EPS)
@@ -69,6 +71,9 @@ class LayerNormLSTMCell(Cell):
 
     def extra_parameters(self) -> tuple[nn.Parameter, ...]:
         return self.ln_hh_weight, self.bias_hh, self.ln_c_weight, self.ln_c_bias
+
+    def native_kernel(self) -> str:
+        return "lnlstm"
 
     def step_forward(self, xw: Tensor, hw: Tensor, state: State):
         _, c_prev = state

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from rnnlab import Recurrent, bptt, native
 from rnnlab.cells import CELLS
 
-NATIVE = ["rnn", "lstm", "gru", "peephole"]
+NATIVE = ["rnn", "lstm", "gru", "peephole", "lnlstm"]
 
 
 def test_the_kernels_build_here():
@@ -56,8 +56,8 @@ def test_native_equals_python_in_float32(name, hidden, onednn, ragged, monkeypat
         got = _run(cell, xw, state, mask, use_native=True)
     expected = _run(cell, xw, state, mask, use_native=False)
     for a, b in zip(got, expected):
-        if b is not None:
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=2e-5)
+        if b is not None:  # float32 rounding: the norms' backward divides by the rows' deviations
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4 if name == "lnlstm" else 2e-5)
 
 
 @pytest.mark.parametrize("name", NATIVE)
@@ -112,7 +112,6 @@ def test_other_cases_take_the_python_path():
     xw = torch.randn(5, 2, 16)
     state = cell.initial_state(2)
     assert native.handles(cell, xw, state)
-    assert not native.handles(CELLS["lnlstm"](3, 4), xw, state)  # no fused kernel for it
     assert not native.handles(CELLS["zoneout-lstm"](3, 4), xw, state)
     assert not native.handles(cell, xw.half(), state)
     with torch.autocast("cpu", dtype=torch.bfloat16):

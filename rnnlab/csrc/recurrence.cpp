@@ -29,7 +29,10 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <cmath>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 using at::Tensor;
 
@@ -310,6 +313,228 @@ std::tuple<Tensor, Tensor, Tensor> lstm_backward(const Tensor& d_out, const Tens
   return {d_a, d_h, d_c};
 }
 
+// ------------------------------------------------------------------------------- layer-norm LSTM
+//   hw = W_hh h_{t-1};  a = xw_t + gamma_h * LN(hw) + b_hh  (xw already holds LN(W_ih x) + b_ih)
+//   i, f, g, o as the LSTM; c_t = f c_{t-1} + i g;  h_t = o tanh(gamma_c * LN(c_t) + beta_c)
+// LN(v) = (v - mean v) / sqrt(var v + eps) over a row (4H, or H): two passes over the row per norm.
+
+template <typename T>
+inline std::pair<T, T> row_moments(const T* v, int64_t n_features, double eps) {  // (mean, 1 / sqrt(var + eps))
+  Vec<T> acc(0);
+  lanes<T>(n_features, [&](int64_t j, int64_t n) { acc = acc + Vec<T>::set(Vec<T>(0), load(v + j, n), n); });
+  T buf[Vec<T>::size()];
+  acc.store(buf);
+  T sum = 0;
+  for (int64_t k = 0; k < Vec<T>::size(); ++k) sum += buf[k];
+  const T mean = sum / T(n_features);
+  Vec<T> sq(0);
+  lanes<T>(n_features, [&](int64_t j, int64_t n) {
+    const Vec<T> d = load(v + j, n) - Vec<T>(mean);
+    sq = sq + Vec<T>::set(Vec<T>(0), d * d, n);
+  });
+  sq.store(buf);
+  T var = 0;
+  for (int64_t k = 0; k < Vec<T>::size(); ++k) var += buf[k];
+  var /= T(n_features);
+  return {mean, T(1) / std::sqrt(var + T(eps))};
+}
+
+template <typename T, typename F>
+inline std::pair<T, T> row_sums(int64_t n_features, const F& f) {  // sums over the row of f's two vectors
+  Vec<T> a(0), b(0);
+  lanes<T>(n_features, [&](int64_t j, int64_t n) {
+    auto [u, v] = f(j, n);
+    a = a + Vec<T>::set(Vec<T>(0), u, n);
+    b = b + Vec<T>::set(Vec<T>(0), v, n);
+  });
+  T ba[Vec<T>::size()], bb[Vec<T>::size()];
+  a.store(ba);
+  b.store(bb);
+  T sa = 0, sb = 0;
+  for (int64_t k = 0; k < Vec<T>::size(); ++k) {
+    sa += ba[k];
+    sb += bb[k];
+  }
+  return {sa, sb};
+}
+
+template <typename T>
+void lnlstm_forward_impl(const Tensor& xw, const Tensor& w_hh, const Tensor& norm, double eps, const std::optional<Tensor>& mask,
+                         bool onednn, Tensor& hs, Tensor& cs, Tensor& gates, Tensor& xhat_h, Tensor& rstd_h,
+                         Tensor& xhat_c, Tensor& rstd_c, Tensor& tanh_c, Tensor& out) {
+  const int64_t steps = xw.size(0), B = xw.size(1), H = hs.size(2), G = 4 * H;
+  Gemm gemm(w_hh, B, onednn);
+  const Tensor none = at::zeros({B, G}, xw.options());
+  const T* gamma_h = norm.const_data_ptr<T>();  // norm: (gamma_h (4H), b_hh (4H), gamma_c (H), beta_c (H))
+  const T* beta_h = gamma_h + G;
+  const T* gamma_c = gamma_h + 2 * G;
+  const T* beta_c = gamma_c + H;
+  const T* m = mask.has_value() ? mask->const_data_ptr<T>() : nullptr;
+  for (int64_t t = 0; t < steps; ++t) {
+    const Tensor hw = gemm(hs.select(0, t), std::nullopt, none);  // (B, 4H) = W_hh h_{t-1}
+    const T* x_t = xw.const_data_ptr<T>() + t * B * G;
+    const T* hw_t = hw.const_data_ptr<T>();
+    const T* c_prev = cs.const_data_ptr<T>() + t * B * H;
+    const T* h_prev = hs.const_data_ptr<T>() + t * B * H;
+    T* c_new = cs.data_ptr<T>() + (t + 1) * B * H;
+    T* h_new = hs.data_ptr<T>() + (t + 1) * B * H;
+    T* g_t = gates.data_ptr<T>() + t * B * G;
+    T* xh_t = xhat_h.data_ptr<T>() + t * B * G;
+    T* xc_t = xhat_c.data_ptr<T>() + t * B * H;
+    T* tc_t = tanh_c.data_ptr<T>() + t * B * H;
+    T* o_t = out.data_ptr<T>() + t * B * H;
+    rows(B, 6 * G, [&](int64_t b) {
+      const int64_t r = b * H, r4 = b * G;
+      if (m != nullptr && m[t * B + b] == T(0)) {
+        std::copy(h_prev + r, h_prev + r + H, h_new + r);
+        std::copy(c_prev + r, c_prev + r + H, c_new + r);
+        std::fill(o_t + r, o_t + r + H, T(0));
+        std::fill(xh_t + r4, xh_t + r4 + G, T(0));  // read by the norms' parameter gradients (times a zero)
+        std::fill(xc_t + r, xc_t + r + H, T(0));
+        rstd_h.data_ptr<T>()[t * B + b] = T(0);
+        rstd_c.data_ptr<T>()[t * B + b] = T(0);
+        return;
+      }
+      const auto [mean_h, inv_h] = row_moments<T>(hw_t + r4, G, eps);
+      rstd_h.data_ptr<T>()[t * B + b] = inv_h;
+      lanes<T>(G, [&](int64_t j, int64_t n) {  // the normalised hidden product, then a = xw + gamma LN(hw) + b
+        const Vec<T> xh = (load(hw_t + r4 + j, n) - Vec<T>(mean_h)) * Vec<T>(inv_h);
+        xh.store(xh_t + r4 + j, n);
+        (load(x_t + r4 + j, n) + load(gamma_h + j, n) * xh + load(beta_h + j, n)).store(g_t + r4 + j, n);
+      });
+      lanes<T>(H, [&](int64_t j, int64_t n) {  // gates (in place of a) and the cell
+        T* gg = g_t + r4 + j;
+        const Vec<T> i = sigmoid(load(gg, n)), f = sigmoid(load(gg + H, n)), g = load(gg + 2 * H, n).tanh();
+        const Vec<T> o = sigmoid(load(gg + 3 * H, n));
+        i.store(gg, n);
+        f.store(gg + H, n);
+        g.store(gg + 2 * H, n);
+        o.store(gg + 3 * H, n);
+        (f * load(c_prev + r + j, n) + i * g).store(c_new + r + j, n);
+      });
+      const auto [mean_c, inv_c] = row_moments<T>(c_new + r, H, eps);
+      rstd_c.data_ptr<T>()[t * B + b] = inv_c;
+      lanes<T>(H, [&](int64_t j, int64_t n) {
+        const Vec<T> xc = (load(c_new + r + j, n) - Vec<T>(mean_c)) * Vec<T>(inv_c);
+        const Vec<T> tc = (load(gamma_c + j, n) * xc + load(beta_c + j, n)).tanh();
+        const Vec<T> h = load(g_t + r4 + 3 * H + j, n) * tc;
+        xc.store(xc_t + r + j, n);
+        tc.store(tc_t + r + j, n);
+        h.store(h_new + r + j, n);
+        h.store(o_t + r + j, n);
+      });
+    });
+  }
+}
+
+// -> (out, hs, cs, gates (i, f, g, o), xhat_h (T, B, 4H), rstd_h (T, B), xhat_c (T, B, H), rstd_c (T, B), tanh_c)
+std::vector<Tensor> lnlstm_forward(const Tensor& xw, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
+                                   const Tensor& norm, double eps, const std::optional<Tensor>& mask, bool onednn) {
+  check(xw, h0, w_hh, 4);
+  const int64_t steps = xw.size(0), B = xw.size(1), H = h0.size(1);
+  const auto o = xw.options();
+  Tensor hs = Pool::empty({steps + 1, B, H}, o), cs = Pool::empty({steps + 1, B, H}, o);
+  hs.select(0, 0).copy_(h0);
+  cs.select(0, 0).copy_(c0);
+  Tensor gates = Pool::empty({steps, B, 4 * H}, o), xhat_h = Pool::empty({steps, B, 4 * H}, o);
+  Tensor rstd_h = at::empty({steps, B}, o), rstd_c = at::empty({steps, B}, o);
+  Tensor xhat_c = Pool::empty({steps, B, H}, o), tanh_c = Pool::empty({steps, B, H}, o), out = Pool::empty({steps, B, H}, o);
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnlab_lnlstm_forward", [&] {
+    lnlstm_forward_impl<scalar_t>(xw, w_hh, norm.contiguous(), eps, mask, onednn, hs, cs, gates, xhat_h, rstd_h, xhat_c,
+                                  rstd_c, tanh_c, out);
+  });
+  return {out, hs, cs, gates, xhat_h, rstd_h, xhat_c, rstd_c, tanh_c};
+}
+
+template <typename T>
+void lnlstm_backward_impl(const Tensor& d_out, const Tensor& w_hh, const Tensor& norm, const std::optional<Tensor>& mask,
+                          bool onednn, const Tensor& cs, const Tensor& gates, const Tensor& xhat_h, const Tensor& rstd_h,
+                          const Tensor& xhat_c, const Tensor& rstd_c, const Tensor& tanh_c, Tensor& d_a, Tensor& d_hw,
+                          Tensor& d_lnc, Tensor& d_h, Tensor& d_c) {
+  const int64_t steps = d_out.size(0), B = d_out.size(1), H = d_h.size(1), G = 4 * H;
+  const T* gamma_h = norm.const_data_ptr<T>();
+  const T* gamma_c = gamma_h + 2 * G;
+  const T* m = mask.has_value() ? mask->const_data_ptr<T>() : nullptr;
+  Gemm gemm(w_hh.t().contiguous(), B, onednn);  // (H, 4H)
+  Tensor d_prev = at::empty_like(d_h);
+  const Vec<T> one(1);
+  for (int64_t t = steps - 1; t >= 0; --t) {
+    const T* dout_t = d_out.const_data_ptr<T>() + t * B * H;
+    const T* g_t = gates.const_data_ptr<T>() + t * B * G;
+    const T* xh_t = xhat_h.const_data_ptr<T>() + t * B * G;
+    const T* xc_t = xhat_c.const_data_ptr<T>() + t * B * H;
+    const T* tc_t = tanh_c.const_data_ptr<T>() + t * B * H;
+    const T* c_prev = cs.const_data_ptr<T>() + t * B * H;
+    T* da_t = d_a.data_ptr<T>() + t * B * G;
+    T* dhw_t = d_hw.data_ptr<T>() + t * B * G;
+    T* dl_t = d_lnc.data_ptr<T>() + t * B * H;
+    const T* dh = d_h.const_data_ptr<T>();
+    T* dc = d_c.data_ptr<T>();
+    T* dp = d_prev.data_ptr<T>();
+    rows(B, 8 * G, [&](int64_t b) {
+      const int64_t r = b * H, r4 = b * G;
+      if (m != nullptr && m[t * B + b] == T(0)) {
+        std::fill(da_t + r4, da_t + r4 + G, T(0));
+        std::fill(dhw_t + r4, dhw_t + r4 + G, T(0));
+        std::fill(dl_t + r, dl_t + r + H, T(0));
+        std::copy(dh + r, dh + r + H, dp + r);
+        return;
+      }
+      // dL/d LN(c) (kept for the norm's parameters), and the two sums of LN's backward
+      const auto [s1, s2] = row_sums<T>(H, [&](int64_t j, int64_t n) {
+        const Vec<T> o = load(g_t + r4 + 3 * H + j, n), tc = load(tc_t + r + j, n);
+        const Vec<T> dl = (load(dh + r + j, n) + load(dout_t + r + j, n)) * o * (one - tc * tc);
+        dl.store(dl_t + r + j, n);
+        const Vec<T> dx = dl * load(gamma_c + j, n);
+        return std::pair<Vec<T>, Vec<T>>{dx, dx * load(xc_t + r + j, n)};
+      });
+      const T inv_c = rstd_c.const_data_ptr<T>()[t * B + b];
+      const T mean1 = s1 / T(H), mean2 = s2 / T(H);
+      lanes<T>(H, [&](int64_t j, int64_t n) {
+        const T* gg = g_t + r4 + j;
+        const Vec<T> i = load(gg, n), f = load(gg + H, n), g = load(gg + 2 * H, n), o = load(gg + 3 * H, n);
+        const Vec<T> dhn = load(dh + r + j, n) + load(dout_t + r + j, n);
+        const Vec<T> dx = load(dl_t + r + j, n) * load(gamma_c + j, n);
+        const Vec<T> dc_norm = Vec<T>(inv_c) * (dx - Vec<T>(mean1) - load(xc_t + r + j, n) * Vec<T>(mean2));
+        const Vec<T> dct = load(dc + r + j, n) + dc_norm;  // c_t feeds LN(c_t) and c_{t+1}
+        T* da = da_t + r4 + j;
+        (dct * g * i * (one - i)).store(da, n);
+        (dct * load(c_prev + r + j, n) * f * (one - f)).store(da + H, n);
+        (dct * i * (one - g * g)).store(da + 2 * H, n);
+        (dhn * load(tc_t + r + j, n) * o * (one - o)).store(da + 3 * H, n);
+        (dct * f).store(dc + r + j, n);
+        Vec<T>(0).store(dp + r + j, n);
+      });
+      // through a = ... + gamma_h LN(hw): dL/dhw
+      const auto [s3, s4] = row_sums<T>(G, [&](int64_t j, int64_t n) {
+        const Vec<T> dx = load(da_t + r4 + j, n) * load(gamma_h + j, n);
+        return std::pair<Vec<T>, Vec<T>>{dx, dx * load(xh_t + r4 + j, n)};
+      });
+      const T inv_h = rstd_h.const_data_ptr<T>()[t * B + b];
+      const T mean3 = s3 / T(G), mean4 = s4 / T(G);
+      lanes<T>(G, [&](int64_t j, int64_t n) {
+        const Vec<T> dx = load(da_t + r4 + j, n) * load(gamma_h + j, n);
+        (Vec<T>(inv_h) * (dx - Vec<T>(mean3) - load(xh_t + r4 + j, n) * Vec<T>(mean4))).store(dhw_t + r4 + j, n);
+      });
+    });
+    d_h = gemm(d_hw.select(0, t), std::nullopt, d_prev);
+  }
+}
+
+// -> (dL/da (T, B, 4H) = dL/dxw, dL/dhw (T, B, 4H), dL/d LN(c) (T, B, H), dL/dh_0, dL/dc_0)
+std::vector<Tensor> lnlstm_backward(const Tensor& d_out, const Tensor& d_hT, const Tensor& d_cT, const Tensor& w_hh,
+                                    const Tensor& norm, const std::optional<Tensor>& mask, bool onednn, const Tensor& cs,
+                                    const Tensor& gates, const Tensor& xhat_h, const Tensor& rstd_h, const Tensor& xhat_c,
+                                    const Tensor& rstd_c, const Tensor& tanh_c) {
+  Tensor d_a = Pool::empty(gates.sizes(), gates.options()), d_hw = Pool::empty(gates.sizes(), gates.options());
+  Tensor d_lnc = Pool::empty(tanh_c.sizes(), tanh_c.options()), d_h = d_hT.clone(), d_c = d_cT.clone();
+  AT_DISPATCH_FLOATING_TYPES(d_out.scalar_type(), "rnnlab_lnlstm_backward", [&] {
+    lnlstm_backward_impl<scalar_t>(d_out.contiguous(), w_hh, norm.contiguous(), mask, onednn, cs, gates, xhat_h, rstd_h,
+                                   xhat_c, rstd_c, tanh_c, d_a, d_hw, d_lnc, d_h, d_c);
+  });
+  return {d_a, d_hw, d_lnc, d_h, d_c};
+}
+
 // ------------------------------------------------------------------------------------------ GRU
 
 template <typename T>
@@ -529,6 +754,10 @@ TORCH_LIBRARY(rnnlab_native, m) {
         " -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def("lstm_backward(Tensor d_out, Tensor d_hT, Tensor d_cT, Tensor w_hh, Tensor? peep, Tensor? mask, bool onednn, Tensor cs,"
         " Tensor gates, Tensor tanh_c) -> (Tensor, Tensor, Tensor)");
+  m.def("lnlstm_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, Tensor norm, float eps, Tensor? mask, bool onednn)"
+        " -> Tensor[]");
+  m.def("lnlstm_backward(Tensor d_out, Tensor d_hT, Tensor d_cT, Tensor w_hh, Tensor norm, Tensor? mask, bool onednn,"
+        " Tensor cs, Tensor gates, Tensor xhat_h, Tensor rstd_h, Tensor xhat_c, Tensor rstd_c, Tensor tanh_c) -> Tensor[]");
   m.def("gru_forward(Tensor xw, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? mask, bool onednn)"
         " -> (Tensor, Tensor, Tensor, Tensor)");
   m.def("gru_backward(Tensor d_out, Tensor d_hT, Tensor w_hh, Tensor? mask, bool onednn, Tensor hs, Tensor gates,"
@@ -543,6 +772,8 @@ TORCH_LIBRARY(rnnlab_native, m) {
 TORCH_LIBRARY_IMPL(rnnlab_native, CPU, m) {
   m.impl("lstm_forward", &lstm_forward);
   m.impl("lstm_backward", &lstm_backward);
+  m.impl("lnlstm_forward", &lnlstm_forward);
+  m.impl("lnlstm_backward", &lnlstm_backward);
   m.impl("gru_forward", &gru_forward);
   m.impl("gru_backward", &gru_backward);
   m.impl("rnn_forward", &rnn_forward);
