@@ -7,12 +7,15 @@ same weights, through: bare torch.nn, rnnlab's fused path (``Recurrent.forward``
 explicit Python loop (``Recurrent.forward_explicit``). It prints tokens/s and the ratio to torch.nn
 (goal: fused >= 0.95x). Calls are interleaved and the median of the repeats is used.
 
-The handwritten table times the explicit path two ways, autograd through the Python loop
-(``forward_explicit``) and the hand-written BPTT of rnnlab/bptt.py (``forward_handwritten``), for
-the three torch cells (against their own torch kernel) and the cells torch has no kernel for
+The handwritten table times the explicit path three ways: autograd through the Python loop
+(``forward_explicit``), the hand-written BPTT of rnnlab/bptt.py with every step's maths as torch
+operations from Python (``forward_handwritten`` inside ``native.disabled()``), and the same BPTT
+through the fused C++ kernels of rnnlab/native.py (``forward_handwritten``, the default on CPU),
+for the three torch cells (against their own torch kernel) and the cells torch has no kernel for
 (layer-norm LSTM, peephole LSTM: against torch.nn.LSTM of the same size), with the GFLOP/s the
-hand-written path reaches beside a large sgemm's, measured in the same run. It is where
-``rnnlab.recurrent.HANDWRITTEN_UP_TO`` comes from.
+fused kernels reach beside a large sgemm's, measured in the same run. It is where
+``Recurrent._handwritten_wins`` (GRU and RNN: fused kernels; ``HANDWRITTEN_UP_TO`` without them)
+comes from.
 
 The ragged table times bidirectional LSTMs over batches of mixed lengths (lengths uniform in
 [T/5, T]): torch.nn over a packed sequence (``pack_padded_sequence``, the usual way) against
@@ -31,6 +34,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import interleaved_medians  # noqa: E402
 
+from rnnlab import native  # noqa: E402
 from rnnlab.cells import CELLS  # noqa: E402
 from rnnlab.recurrent import Recurrent, from_torch  # noqa: E402
 
@@ -109,9 +113,10 @@ def sgemm_peak(repeats: int) -> float:
 def handwritten(repeats: int) -> None:
     peak = sgemm_peak(repeats)
     print(f"hand-written BPTT (rnnlab/bptt.py); sgemm 1024^3 on these threads: {peak:.0f} GFLOP/s")
+    print(f"fused kernels (rnnlab/native.py): {'built' if native.available() else 'NOT available: ' + native.why_not()}")
     print(
         f"{'cell':8} {'B':>3} {'T':>4} {'H':>4} | {'reference':>15} {'tok/s':>9} | {'autograd loop':>13} | "
-        f"{'hand-written':>12} {'GFLOP/s':>8}"
+        f"{'Python BPTT':>11} | {'fused kernels':>13} {'GFLOP/s':>8}"
     )
     for name in GEMMS_PER_TOKEN:
         for B, T, H in HANDWRITTEN_SIZES:
@@ -119,11 +124,17 @@ def handwritten(repeats: int) -> None:
             reference = MODULES.get(name, nn.LSTM)(H, H, batch_first=True)
             ours = Recurrent(CELLS[name], H, H)
             x = torch.randn(B, T, H, requires_grad=True)
+
+            def python_bptt(ours=ours, x=x):
+                with native.disabled():
+                    fwd_bwd(ours.forward_handwritten, x)()
+
             times = interleaved_medians(
                 {
                     "torch": fwd_bwd(reference, x),
                     "autograd": fwd_bwd(ours.forward_explicit, x),
-                    "handwritten": fwd_bwd(ours.forward_handwritten, x),
+                    "python": python_bptt,
+                    "fused": fwd_bwd(ours.forward_handwritten, x),
                 },
                 repeats=repeats,
             )
@@ -133,8 +144,9 @@ def handwritten(repeats: int) -> None:
             ref_name = f"torch.nn.{type(reference).__name__}"
             print(
                 f"{name:8} {B:>3} {T:>4} {H:>4} | {ref_name:>15} {tps['torch']:>9,.0f} | "
-                f"{tps['autograd'] / tps['torch']:>12.2f}x | {tps['handwritten'] / tps['torch']:>11.2f}x "
-                f"{flops / times['handwritten'] / 1e9:>8.1f}"
+                f"{tps['autograd'] / tps['torch']:>12.2f}x | {tps['python'] / tps['torch']:>10.2f}x | "
+                f"{tps['fused'] / tps['torch']:>12.2f}x {flops / times['fused'] / 1e9:>8.1f}",
+                flush=True,
             )
 
 

@@ -177,6 +177,38 @@ class _Linear(torch.autograd.Function):
         return d_x, d_w, d_b
 
 
+def scan_handles(a: Tensor) -> bool:
+    """Whether ``scan`` runs h_t = a_t h_{t-1} + b_t on these tensors (CPU, float32/float64)."""
+    return (
+        _enabled
+        and a.device.type == "cpu"
+        and a.dtype in (torch.float32, torch.float64)
+        and not torch.is_autocast_enabled("cpu")
+        and available()
+    )
+
+
+def scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    """h_t = a_t h_{t-1} + b_t: a, b (B, T, H), h0 (B, H) -> h (B, T, H), one fused multiply-add per
+    element each way, a thread per sequence (``rnnlab.scan.scan_sequential``'s gradient)."""
+    return _Scan.apply(a, b, h0)
+
+
+class _Scan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+        a, h0 = a.contiguous(), h0.contiguous()
+        out = load().scan_forward(a, b, h0)
+        ctx.save_for_backward(a, out, h0)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out: Tensor):
+        a, out, h0 = ctx.saved_tensors
+        return load().scan_backward(d_out, a, out, h0)
+
+
 def recurrence(cell, xw: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
     """``bptt.recurrence`` through the fused kernels: xw (T, B, G*H) -> (outputs (T, B, H), final state)."""
     bias = cell.hh_bias()

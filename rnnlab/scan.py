@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnlab import native
 from rnnlab.errors import ConfigError
 
 State = tuple[Tensor, ...]
@@ -64,7 +65,10 @@ def scan_sequential(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
 
     One autograd Function with its gradient written out (one fused multiply-add per step each way):
     dL/dh_t = dL/dout_t + a_{t+1} dL/dh_{t+1},  dL/db_t = dL/dh_t,  dL/da_t = dL/dh_t h_{t-1}.
+    On a CPU the loop runs in C++ (rnnlab/native.py: ``scan``), elsewhere as torch operations.
     """
+    if native.scan_handles(a):
+        return native.scan(a, b, h0)
     return _SequentialScan.apply(a, b, h0)
 
 
@@ -182,8 +186,8 @@ class MinimalCell(nn.Module):
         return (torch.zeros(batch_size, self.hidden_size, dtype=dtype or like.dtype, device=device or like.device),)
 
     def project(self, x: Tensor) -> Tensor:
-        """W_ih x + b_ih: (..., I) -> (..., G*H), every gate's input at once."""
-        return F.linear(x, self.weight_ih, self.bias_ih)
+        """W_ih x + b_ih: (..., I) -> (..., G*H), every gate's input at once (oneDNN's GEMM on a CPU)."""
+        return native.input_linear(x, self.weight_ih, self.bias_ih)
 
     def coefficients(self, xw: Tensor) -> tuple[Tensor, Tensor]:
         """(a_t, b_t), each (..., H), from the projected input."""

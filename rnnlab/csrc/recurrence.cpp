@@ -747,6 +747,71 @@ std::tuple<Tensor, Tensor> rnn_backward(const Tensor& d_out, const Tensor& d_hT,
   return {d_pre, d_h};
 }
 
+// ---------------------------------------------------------------------------- linear scan (minGRU)
+//   h_t = a_t h_{t-1} + b_t over (B, T, H) in place: each sequence's T x H block is contiguous, so a
+//   thread takes whole sequences and walks their steps with one fused multiply-add per element.
+//   backward: dL/dh_t = dL/dout_t + a_{t+1} dL/dh_{t+1} = dL/db_t,  dL/da_t = dL/dh_t h_{t-1}.
+
+template <typename T>
+void scan_forward_impl(const T* a, const T* b, const T* h0, T* out, int64_t B, int64_t steps, int64_t H) {
+  at::parallel_for(0, B, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t s = lo; s < hi; ++s) {
+      const T* prev = h0 + s * H;
+      for (int64_t t = 0; t < steps; ++t) {
+        const int64_t at_ = (s * steps + t) * H;
+        lanes<T>(H, [&](int64_t j, int64_t n) {
+          at::vec::fmadd(load(a + at_ + j, n), load(prev + j, n), load(b + at_ + j, n)).store(out + at_ + j, n);
+        });
+        prev = out + at_;
+      }
+    }
+  });
+}
+
+Tensor scan_forward(const Tensor& a, const Tensor& b, const Tensor& h0) {
+  TORCH_CHECK(a.dim() == 3 && a.sizes() == b.sizes() && h0.dim() == 2, "rnnlab native: scan sizes disagree");
+  const Tensor ac = a.contiguous(), bc = b.contiguous(), hc = h0.contiguous();
+  Tensor out = Pool::empty(a.sizes(), a.options());
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "rnnlab_scan_forward", [&] {
+    scan_forward_impl<scalar_t>(ac.const_data_ptr<scalar_t>(), bc.const_data_ptr<scalar_t>(), hc.const_data_ptr<scalar_t>(),
+                                out.data_ptr<scalar_t>(), a.size(0), a.size(1), a.size(2));
+  });
+  return out;
+}
+
+template <typename T>
+void scan_backward_impl(const T* d_out, const T* a, const T* out, const T* h0, T* d_a, T* d_b, T* d_h0, int64_t B,
+                        int64_t steps, int64_t H) {
+  at::parallel_for(0, B, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t s = lo; s < hi; ++s) {
+      for (int64_t t = steps - 1; t >= 0; --t) {
+        const int64_t at_ = (s * steps + t) * H;
+        const T* prev = t > 0 ? out + at_ - H : h0 + s * H;
+        lanes<T>(H, [&](int64_t j, int64_t n) {
+          Vec<T> d = load(d_out + at_ + j, n);
+          if (t + 1 < steps) d = at::vec::fmadd(load(a + at_ + H + j, n), load(d_b + at_ + H + j, n), d);
+          d.store(d_b + at_ + j, n);
+          (d * load(prev + j, n)).store(d_a + at_ + j, n);
+          if (t == 0) (load(a + at_ + j, n) * d).store(d_h0 + s * H + j, n);
+        });
+      }
+    }
+  });
+}
+
+// -> (dL/da, dL/db, dL/dh_0)
+std::tuple<Tensor, Tensor, Tensor> scan_backward(const Tensor& d_out, const Tensor& a, const Tensor& out, const Tensor& h0) {
+  const Tensor dc = d_out.contiguous(), ac = a.contiguous(), hc = h0.contiguous();
+  Tensor d_a = Pool::empty(a.sizes(), a.options()), d_b = Pool::empty(a.sizes(), a.options());
+  Tensor d_h0 = at::zeros_like(hc);
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "rnnlab_scan_backward", [&] {
+    scan_backward_impl<scalar_t>(dc.const_data_ptr<scalar_t>(), ac.const_data_ptr<scalar_t>(), out.const_data_ptr<scalar_t>(),
+                                 hc.const_data_ptr<scalar_t>(), d_a.data_ptr<scalar_t>(), d_b.data_ptr<scalar_t>(),
+                                 d_h0.data_ptr<scalar_t>(), a.size(0), a.size(1), a.size(2));
+  });
+  return {d_a, d_b, d_h0};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(rnnlab_native, m) {
@@ -763,6 +828,8 @@ TORCH_LIBRARY(rnnlab_native, m) {
   m.def("gru_backward(Tensor d_out, Tensor d_hT, Tensor w_hh, Tensor? mask, bool onednn, Tensor hs, Tensor gates,"
         " Tensor h_n)"
         " -> (Tensor, Tensor, Tensor)");
+  m.def("scan_forward(Tensor a, Tensor b, Tensor h0) -> Tensor");
+  m.def("scan_backward(Tensor d_out, Tensor a, Tensor out, Tensor h0) -> (Tensor, Tensor, Tensor)");
   m.def("rnn_forward(Tensor xw, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? mask, bool relu, bool onednn)"
         " -> (Tensor, Tensor)");
   m.def("rnn_backward(Tensor d_out, Tensor d_hT, Tensor w_hh, Tensor? mask, Tensor hs, bool relu, bool onednn)"
@@ -776,6 +843,8 @@ TORCH_LIBRARY_IMPL(rnnlab_native, CPU, m) {
   m.impl("lnlstm_backward", &lnlstm_backward);
   m.impl("gru_forward", &gru_forward);
   m.impl("gru_backward", &gru_backward);
+  m.impl("scan_forward", &scan_forward);
+  m.impl("scan_backward", &scan_backward);
   m.impl("rnn_forward", &rnn_forward);
   m.impl("rnn_backward", &rnn_backward);
 }
