@@ -109,6 +109,12 @@ def use_onednn(batch: int, rows: int, hidden: int, dtype: torch.dtype) -> bool:
     return dtype == torch.float32 and onednn_available() and batch * rows * hidden >= ONEDNN_FROM
 
 
+def _on() -> bool:
+    """The fused paths are on: not switched off, and not being traced for export (ONNX knows torch's
+    operators, not these kernels)."""
+    return _enabled and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+
+
 @contextlib.contextmanager
 def disabled():
     """Within this block rnnlab runs its Python paths only (for comparisons and tests)."""
@@ -124,7 +130,7 @@ def handles(cell, xw: Tensor, state: State) -> bool:
     """Whether ``recurrence`` can run this cell on these tensors."""
     kernel = getattr(cell, "native_kernel", lambda: None)()
     return (
-        _enabled
+        _on()
         and kernel in KERNELS
         and xw.device.type == "cpu"
         and xw.dtype in (torch.float32, torch.float64)
@@ -138,7 +144,7 @@ def handles(cell, xw: Tensor, state: State) -> bool:
 def input_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """F.linear for a layer's input projection: through oneDNN (``linear``) for float32 on a CPU while
     the fused kernels are on, else F.linear itself."""
-    if _enabled and x.device.type == "cpu" and x.dtype == torch.float32 == weight.dtype and onednn_available():
+    if _on() and x.device.type == "cpu" and x.dtype == torch.float32 == weight.dtype and onednn_available():
         if not torch.is_autocast_enabled("cpu"):
             return linear(x, weight, bias)
     return F.linear(x, weight, bias)
@@ -180,7 +186,7 @@ class _Linear(torch.autograd.Function):
 def scan_handles(a: Tensor) -> bool:
     """Whether ``scan`` runs h_t = a_t h_{t-1} + b_t on these tensors (CPU, float32/float64)."""
     return (
-        _enabled
+        _on()
         and a.device.type == "cpu"
         and a.dtype in (torch.float32, torch.float64)
         and not torch.is_autocast_enabled("cpu")
@@ -207,6 +213,31 @@ class _Scan(torch.autograd.Function):
     def backward(ctx, d_out: Tensor):
         a, out, h0 = ctx.saved_tensors
         return load().scan_backward(d_out, a, out, h0)
+
+
+def minimal_scan(lstm: bool, xw: Tensor, h0: Tensor, mask: Tensor | None) -> Tensor:
+    """A minGRU (``lstm`` False) or minLSTM layer's whole scan from its projected input, with the
+    coefficients (a_t, b_t) formed inside the loop, forward and backward: xw (B, T, 2H or 3H),
+    h0 (B, H), mask (B, T, 1) True at real steps -> h (B, T, H). Equal to ``rnnlab.scan.linear_scan``."""
+    m = None if mask is None else mask.reshape(mask.shape[0], mask.shape[1]).to(xw.dtype).contiguous()  # (B, T)
+    return _Minimal.apply(lstm, m, xw, h0)
+
+
+class _Minimal(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, lstm: bool, mask, xw: Tensor, h0: Tensor) -> Tensor:
+        xw, h0 = xw.contiguous(), h0.contiguous()
+        out = load().minimal_forward(xw, h0, mask, lstm)
+        ctx.lstm, ctx.mask = lstm, mask
+        ctx.save_for_backward(xw, out, h0)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out: Tensor):
+        xw, out, h0 = ctx.saved_tensors
+        d_xw, d_h0 = load().minimal_backward(d_out, xw, out, h0, ctx.mask, ctx.lstm)
+        return None, None, d_xw, d_h0
 
 
 def recurrence(cell, xw: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
@@ -266,16 +297,12 @@ class _Native(torch.autograd.Function):
                 ]
         elif kernel == "lnlstm":
             weight_hh, norm, hs, cs, gates, xhat_h, rstd_h, xhat_c, rstd_c, tanh_c = ctx.saved_tensors
-            d_xw, d_hw, d_lnc, d_h0, d_c0 = ops.lnlstm_backward(
+            d_xw, d_hw, d_norm, d_h0, d_c0 = ops.lnlstm_backward(
                 d_out, *d_final, weight_hh, norm, mask, onednn, cs, gates, xhat_h, rstd_h, xhat_c, rstd_c, tanh_c
             )
             d_state = (d_h0, d_c0)
-            extra = [
-                (d_xw * xhat_h).sum((0, 1)),  # gamma_h
-                d_xw.sum((0, 1)),  # b_hh
-                (d_lnc * xhat_c).sum((0, 1)),  # gamma_c
-                d_lnc.sum((0, 1)),  # beta_c
-            ]
+            H = d_h0.shape[1]
+            extra = list(d_norm.split([4 * H, 4 * H, H, H]))  # gamma_h, b_hh, gamma_c, beta_c
         elif kernel == "gru":
             weight_hh, hs, gates, h_n = ctx.saved_tensors
             d_xw, d_hw, d_h0 = ops.gru_backward(d_out, *d_final, weight_hh, mask, onednn, hs, gates, h_n)

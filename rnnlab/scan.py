@@ -142,6 +142,9 @@ def linear_scan(cell, xw: Tensor, h0: Tensor, mask: Tensor | None = None, parall
         if mask is not None:
             log_a, log_b = log_a.masked_fill(~mask, 0.0), log_b.masked_fill(~mask, -math.inf)
         return _block(log_a, log_b, h0) if exporting else scan_parallel(log_a, log_b, h0)
+    kind = getattr(cell, "native_kind", None)
+    if kind is not None and native.scan_handles(xw) and h0.dtype == xw.dtype:  # coefficients fused into the C++ loop
+        return native.minimal_scan(kind == "minlstm", xw, h0, mask)
     a, b = cell.coefficients(xw)
     if mask is not None:
         a, b = a.masked_fill(~mask, 1.0), b.masked_fill(~mask, 0.0)
@@ -218,6 +221,7 @@ class MinGRUCell(MinimalCell):
 
     num_gates = 2
     gate_names = ("z",)
+    native_kind = "mingru"  # the fused scan of rnnlab/native.py (``minimal_scan``)
 
     def gates(self, xw: Tensor, h: Tensor) -> tuple[Tensor, ...]:
         k, _ = xw.chunk(2, dim=-1)
@@ -240,6 +244,7 @@ class MinLSTMCell(MinimalCell):
 
     num_gates = 3
     gate_names = ("f", "i")
+    native_kind = "minlstm"
 
     def gates(self, xw: Tensor, h: Tensor) -> tuple[Tensor, ...]:
         kf, ki, _ = xw.chunk(3, dim=-1)

@@ -147,3 +147,27 @@ def test_without_the_kernels_the_python_path_runs(env, expected, tmp_path):
     result = subprocess.run([sys.executable, "-c", SCRIPT], env=environment, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().startswith(expected), result.stdout
+
+
+@pytest.mark.parametrize("name", ["mingru", "minlstm"])
+def test_fused_minimal_scan_equals_the_python_scan(name):
+    from rnnlab.scan import linear_scan
+
+    torch.manual_seed(4)
+    cell = CELLS[name](3, 21)
+    xw = (2 * cell.project(torch.randn(5, 17, 3))).detach()  # both signs of the candidate's pre-activation
+    h0 = torch.randn(5, 21)
+    mask = (torch.arange(17)[None, :] < torch.tensor([17, 9, 1, 12, 17])[:, None]).unsqueeze(-1)
+
+    def run(xw, h0):
+        h = linear_scan(cell, xw, h0, mask, parallel=False)
+        return [h, *torch.autograd.grad((h * h.detach().cos()).sum(), (xw, h0))]
+
+    args = (xw.requires_grad_(), h0.requires_grad_())
+    got = run(*args)
+    with native.disabled():
+        expected = run(*args)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    double = (xw.detach().double().requires_grad_(), h0.detach().double().requires_grad_())
+    assert torch.autograd.gradcheck(lambda x, h: native.minimal_scan(name == "minlstm", x, h, mask), double)

@@ -450,8 +450,11 @@ template <typename T>
 void lnlstm_backward_impl(const Tensor& d_out, const Tensor& w_hh, const Tensor& norm, const std::optional<Tensor>& mask,
                           bool onednn, const Tensor& cs, const Tensor& gates, const Tensor& xhat_h, const Tensor& rstd_h,
                           const Tensor& xhat_c, const Tensor& rstd_c, const Tensor& tanh_c, Tensor& d_a, Tensor& d_hw,
-                          Tensor& d_lnc, Tensor& d_h, Tensor& d_c) {
-  const int64_t steps = d_out.size(0), B = d_out.size(1), H = d_h.size(1), G = 4 * H;
+                          Tensor& d_norm, Tensor& d_h, Tensor& d_c) {
+  const int64_t steps = d_out.size(0), B = d_out.size(1), H = d_h.size(1), G = 4 * H, N = 2 * G + 2 * H;
+  // per row, summed over steps: dL/d(gamma_h, b_hh, gamma_c, beta_c); a row is one thread's at a time
+  Tensor acc = at::zeros({B, N}, d_out.options());
+  Tensor d_lnc = at::empty({B, H}, d_out.options());  // this step's dL/d LN(c_t)
   const T* gamma_h = norm.const_data_ptr<T>();
   const T* gamma_c = gamma_h + 2 * G;
   const T* m = mask.has_value() ? mask->const_data_ptr<T>() : nullptr;
@@ -467,7 +470,8 @@ void lnlstm_backward_impl(const Tensor& d_out, const Tensor& w_hh, const Tensor&
     const T* c_prev = cs.const_data_ptr<T>() + t * B * H;
     T* da_t = d_a.data_ptr<T>() + t * B * G;
     T* dhw_t = d_hw.data_ptr<T>() + t * B * G;
-    T* dl_t = d_lnc.data_ptr<T>() + t * B * H;
+    T* dl_t = d_lnc.data_ptr<T>();
+    T* acc_t = acc.data_ptr<T>();
     const T* dh = d_h.const_data_ptr<T>();
     T* dc = d_c.data_ptr<T>();
     T* dp = d_prev.data_ptr<T>();
@@ -476,15 +480,18 @@ void lnlstm_backward_impl(const Tensor& d_out, const Tensor& w_hh, const Tensor&
       if (m != nullptr && m[t * B + b] == T(0)) {
         std::fill(da_t + r4, da_t + r4 + G, T(0));
         std::fill(dhw_t + r4, dhw_t + r4 + G, T(0));
-        std::fill(dl_t + r, dl_t + r + H, T(0));
         std::copy(dh + r, dh + r + H, dp + r);
         return;
       }
-      // dL/d LN(c) (kept for the norm's parameters), and the two sums of LN's backward
+      T* gh = acc_t + b * N;  // this row's sums: gamma_h, b_hh (4H each), gamma_c, beta_c (H each)
+      T* gc = gh + 2 * G;
+      // dL/d LN(c), and the two sums of LN's backward
       const auto [s1, s2] = row_sums<T>(H, [&](int64_t j, int64_t n) {
         const Vec<T> o = load(g_t + r4 + 3 * H + j, n), tc = load(tc_t + r + j, n);
         const Vec<T> dl = (load(dh + r + j, n) + load(dout_t + r + j, n)) * o * (one - tc * tc);
         dl.store(dl_t + r + j, n);
+        at::vec::fmadd(dl, load(xc_t + r + j, n), load(gc + j, n)).store(gc + j, n);
+        (load(gc + H + j, n) + dl).store(gc + H + j, n);
         const Vec<T> dx = dl * load(gamma_c + j, n);
         return std::pair<Vec<T>, Vec<T>>{dx, dx * load(xc_t + r + j, n)};
       });
@@ -513,26 +520,30 @@ void lnlstm_backward_impl(const Tensor& d_out, const Tensor& w_hh, const Tensor&
       const T inv_h = rstd_h.const_data_ptr<T>()[t * B + b];
       const T mean3 = s3 / T(G), mean4 = s4 / T(G);
       lanes<T>(G, [&](int64_t j, int64_t n) {
-        const Vec<T> dx = load(da_t + r4 + j, n) * load(gamma_h + j, n);
-        (Vec<T>(inv_h) * (dx - Vec<T>(mean3) - load(xh_t + r4 + j, n) * Vec<T>(mean4))).store(dhw_t + r4 + j, n);
+        const Vec<T> da = load(da_t + r4 + j, n), xh = load(xh_t + r4 + j, n);
+        const Vec<T> dx = da * load(gamma_h + j, n);
+        (Vec<T>(inv_h) * (dx - Vec<T>(mean3) - xh * Vec<T>(mean4))).store(dhw_t + r4 + j, n);
+        at::vec::fmadd(da, xh, load(gh + j, n)).store(gh + j, n);
+        (load(gh + G + j, n) + da).store(gh + G + j, n);
       });
     });
     d_h = gemm(d_hw.select(0, t), std::nullopt, d_prev);
   }
+  d_norm = acc.sum(0);
 }
 
-// -> (dL/da (T, B, 4H) = dL/dxw, dL/dhw (T, B, 4H), dL/d LN(c) (T, B, H), dL/dh_0, dL/dc_0)
+// -> (dL/da (T, B, 4H) = dL/dxw, dL/dhw (T, B, 4H), dL/d(gamma_h, b_hh, gamma_c, beta_c) (10H), dL/dh_0, dL/dc_0)
 std::vector<Tensor> lnlstm_backward(const Tensor& d_out, const Tensor& d_hT, const Tensor& d_cT, const Tensor& w_hh,
                                     const Tensor& norm, const std::optional<Tensor>& mask, bool onednn, const Tensor& cs,
                                     const Tensor& gates, const Tensor& xhat_h, const Tensor& rstd_h, const Tensor& xhat_c,
                                     const Tensor& rstd_c, const Tensor& tanh_c) {
   Tensor d_a = Pool::empty(gates.sizes(), gates.options()), d_hw = Pool::empty(gates.sizes(), gates.options());
-  Tensor d_lnc = Pool::empty(tanh_c.sizes(), tanh_c.options()), d_h = d_hT.clone(), d_c = d_cT.clone();
+  Tensor d_norm, d_h = d_hT.clone(), d_c = d_cT.clone();
   AT_DISPATCH_FLOATING_TYPES(d_out.scalar_type(), "rnnlab_lnlstm_backward", [&] {
     lnlstm_backward_impl<scalar_t>(d_out.contiguous(), w_hh, norm.contiguous(), mask, onednn, cs, gates, xhat_h, rstd_h,
-                                   xhat_c, rstd_c, tanh_c, d_a, d_hw, d_lnc, d_h, d_c);
+                                   xhat_c, rstd_c, tanh_c, d_a, d_hw, d_norm, d_h, d_c);
   });
-  return {d_a, d_hw, d_lnc, d_h, d_c};
+  return {d_a, d_hw, d_norm, d_h, d_c};
 }
 
 // ------------------------------------------------------------------------------------------ GRU
@@ -812,6 +823,129 @@ std::tuple<Tensor, Tensor, Tensor> scan_backward(const Tensor& d_out, const Tens
   return {d_a, d_b, d_h0};
 }
 
+// ------------------------------------------------------------------ minimal RNNs, coefficients fused
+// minGRU   xw = (k, v):      z = sigmoid(k);  a = 1 - z;  b = z g(v)
+// minLSTM  xw = (kf, ki, v): f, i = sigmoid(kf), sigmoid(ki);  a = f / (f + i);  b = i / (f + i) g(v)
+// g(v) = v + 1/2 (v >= 0), sigmoid(v) (v < 0);  h_t = a_t h_{t-1} + b_t; padding (mask 0): a = 1, b = 0.
+// The coefficients are formed on the fly from xw, forward and backward: nothing but h is stored.
+
+template <typename T>
+struct Candidate {  // g(v) and g'(v)
+  Vec<T> value, slope;
+  explicit Candidate(const Vec<T>& v) {
+    const Vec<T> one(1), half(0.5), s = sigmoid(v), positive = v >= Vec<T>(0);
+    value = Vec<T>::blendv(s, v + half, positive);
+    slope = Vec<T>::blendv(s * (one - s), one, positive);
+  }
+};
+
+template <typename T>
+void minimal_forward_impl(bool lstm, const T* xw, const T* h0, const T* m, T* out, int64_t B, int64_t steps, int64_t H) {
+  const int64_t G = lstm ? 3 * H : 2 * H;
+  at::parallel_for(0, B, 1, [&](int64_t lo, int64_t hi) {
+    const Vec<T> one(1);
+    for (int64_t s = lo; s < hi; ++s) {
+      const T* prev = h0 + s * H;
+      for (int64_t t = 0; t < steps; ++t) {
+        const T* x = xw + (s * steps + t) * G;
+        T* h = out + (s * steps + t) * H;
+        if (m != nullptr && m[s * steps + t] == T(0)) {
+          std::copy(prev, prev + H, h);
+        } else {
+          lanes<T>(H, [&](int64_t j, int64_t n) {
+            const Vec<T> hp = load(prev + j, n);
+            Vec<T> a, b;
+            if (lstm) {
+              const Vec<T> f = sigmoid(load(x + j, n)), i = sigmoid(load(x + H + j, n)), inv = one / (f + i);
+              a = f * inv;
+              b = i * inv * Candidate<T>(load(x + 2 * H + j, n)).value;
+            } else {
+              const Vec<T> z = sigmoid(load(x + j, n));
+              a = one - z;
+              b = z * Candidate<T>(load(x + H + j, n)).value;
+            }
+            at::vec::fmadd(a, hp, b).store(h + j, n);
+          });
+        }
+        prev = h;
+      }
+    }
+  });
+}
+
+template <typename T>
+void minimal_backward_impl(bool lstm, const T* d_out, const T* xw, const T* out, const T* h0, const T* m, T* d_xw,
+                           T* d_h0, int64_t B, int64_t steps, int64_t H) {
+  const int64_t G = lstm ? 3 * H : 2 * H;
+  at::parallel_for(0, B, 1, [&](int64_t lo, int64_t hi) {
+    const Vec<T> one(1);
+    std::vector<T> carry(H);  // a_{t+1} dL/dh_{t+1}: the gradient reaching h_t from the next step
+    for (int64_t s = lo; s < hi; ++s) {
+      std::fill(carry.begin(), carry.end(), T(0));
+      for (int64_t t = steps - 1; t >= 0; --t) {
+        const T* x = xw + (s * steps + t) * G;
+        T* dx = d_xw + (s * steps + t) * G;
+        const T* dout = d_out + (s * steps + t) * H;
+        const T* prev = t > 0 ? out + (s * steps + t - 1) * H : h0 + s * H;
+        if (m != nullptr && m[s * steps + t] == T(0)) {  // the state passes through; the output was h_{t-1}
+          std::fill(dx, dx + G, T(0));
+          for (int64_t j = 0; j < H; ++j) carry[j] += dout[j];
+          continue;
+        }
+        lanes<T>(H, [&](int64_t j, int64_t n) {
+          const Vec<T> dh = load(dout + j, n) + load(carry.data() + j, n);  // dL/dh_t
+          const Vec<T> hp = load(prev + j, n);
+          if (lstm) {
+            const Vec<T> f = sigmoid(load(x + j, n)), i = sigmoid(load(x + H + j, n)), inv = one / (f + i);
+            const Candidate<T> g(load(x + 2 * H + j, n));
+            const Vec<T> diff = dh * (g.value - hp) * inv * inv;  // dL/di = f diff, dL/df = -i diff
+            (Vec<T>(0) - i * diff * f * (one - f)).store(dx + j, n);
+            (f * diff * i * (one - i)).store(dx + H + j, n);
+            (dh * i * inv * g.slope).store(dx + 2 * H + j, n);
+            (f * inv * dh).store(carry.data() + j, n);
+          } else {
+            const Vec<T> z = sigmoid(load(x + j, n));
+            const Candidate<T> g(load(x + H + j, n));
+            (dh * (g.value - hp) * z * (one - z)).store(dx + j, n);
+            (dh * z * g.slope).store(dx + H + j, n);
+            ((one - z) * dh).store(carry.data() + j, n);
+          }
+        });
+      }
+      std::copy(carry.begin(), carry.end(), d_h0 + s * H);
+    }
+  });
+}
+
+// xw (B, T, 2H | 3H), h0 (B, H), mask (B, T) or None -> h (B, T, H)
+Tensor minimal_forward(const Tensor& xw, const Tensor& h0, const std::optional<Tensor>& mask, bool lstm) {
+  const Tensor xc = xw.contiguous(), hc = h0.contiguous();
+  const int64_t B = xw.size(0), steps = xw.size(1), H = h0.size(1);
+  TORCH_CHECK(xw.dim() == 3 && xw.size(2) == (lstm ? 3 : 2) * H, "rnnlab native: minimal cell sizes disagree");
+  Tensor out = Pool::empty({B, steps, H}, xw.options());
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnlab_minimal_forward", [&] {
+    minimal_forward_impl<scalar_t>(lstm, xc.const_data_ptr<scalar_t>(), hc.const_data_ptr<scalar_t>(),
+                                   mask.has_value() ? mask->const_data_ptr<scalar_t>() : nullptr, out.data_ptr<scalar_t>(),
+                                   B, steps, H);
+  });
+  return out;
+}
+
+// -> (dL/dxw, dL/dh_0)
+std::tuple<Tensor, Tensor> minimal_backward(const Tensor& d_out, const Tensor& xw, const Tensor& out, const Tensor& h0,
+                                            const std::optional<Tensor>& mask, bool lstm) {
+  const Tensor dc = d_out.contiguous(), xc = xw.contiguous(), hc = h0.contiguous();
+  const int64_t B = xw.size(0), steps = xw.size(1), H = h0.size(1);
+  Tensor d_xw = Pool::empty(xw.sizes(), xw.options()), d_h0 = at::empty_like(hc);
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnlab_minimal_backward", [&] {
+    minimal_backward_impl<scalar_t>(lstm, dc.const_data_ptr<scalar_t>(), xc.const_data_ptr<scalar_t>(),
+                                    out.const_data_ptr<scalar_t>(), hc.const_data_ptr<scalar_t>(),
+                                    mask.has_value() ? mask->const_data_ptr<scalar_t>() : nullptr,
+                                    d_xw.data_ptr<scalar_t>(), d_h0.data_ptr<scalar_t>(), B, steps, H);
+  });
+  return {d_xw, d_h0};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(rnnlab_native, m) {
@@ -830,6 +964,8 @@ TORCH_LIBRARY(rnnlab_native, m) {
         " -> (Tensor, Tensor, Tensor)");
   m.def("scan_forward(Tensor a, Tensor b, Tensor h0) -> Tensor");
   m.def("scan_backward(Tensor d_out, Tensor a, Tensor out, Tensor h0) -> (Tensor, Tensor, Tensor)");
+  m.def("minimal_forward(Tensor xw, Tensor h0, Tensor? mask, bool lstm) -> Tensor");
+  m.def("minimal_backward(Tensor d_out, Tensor xw, Tensor out, Tensor h0, Tensor? mask, bool lstm) -> (Tensor, Tensor)");
   m.def("rnn_forward(Tensor xw, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? mask, bool relu, bool onednn)"
         " -> (Tensor, Tensor)");
   m.def("rnn_backward(Tensor d_out, Tensor d_hT, Tensor w_hh, Tensor? mask, Tensor hs, bool relu, bool onednn)"
@@ -845,6 +981,8 @@ TORCH_LIBRARY_IMPL(rnnlab_native, CPU, m) {
   m.impl("gru_backward", &gru_backward);
   m.impl("scan_forward", &scan_forward);
   m.impl("scan_backward", &scan_backward);
+  m.impl("minimal_forward", &minimal_forward);
+  m.impl("minimal_backward", &minimal_backward);
   m.impl("rnn_forward", &rnn_forward);
   m.impl("rnn_backward", &rnn_backward);
 }
