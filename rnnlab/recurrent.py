@@ -146,7 +146,7 @@ class Recurrent(nn.Module):
     def forward(self, x: Tensor, state: State | None = None, lengths: Tensor | None = None) -> tuple[Tensor, State]:
         """(B, T, I) -> ((B, T, D*H), state); the fused kernel when the cells have one."""
         state, lengths = self._check(x, state, lengths)
-        if self.fused and not self._handwritten_wins(x):
+        if self.fused and not self._handwritten_wins(x, lengths):
             return self._run_fused(x, state, lengths)
         if self.scanned:
             return self._run_scan(x, state, lengths)
@@ -159,17 +159,19 @@ class Recurrent(nn.Module):
         ``forward`` then runs one autograd Function per layer instead of a graph of every step."""
         return all(bptt.supports(c) for c in self.cells)
 
-    def _handwritten_wins(self, x: Tensor) -> bool:
+    def _handwritten_wins(self, x: Tensor, lengths: Tensor | None = None) -> bool:
         """Whether, for a cell torch has a kernel for, the hand-written path is the faster one here:
-        measured (benchmarks/recurrent_speed.py --tables handwritten), when training on a CPU, for the
-        GRU and the vanilla RNN: at every measured size through the fused kernels of rnnlab/native.py
-        (1.2-2.4x torch's), and up to ``HANDWRITTEN_UP_TO`` hidden units without them. Never for the
-        LSTM, where torch's oneDNN kernel stays ahead (0.8-0.9x with the fused kernels)."""
+        measured (benchmarks/recurrent_speed.py, tables handwritten and ragged), when training on a
+        CPU. Through the fused kernels of rnnlab/native.py: the GRU and the vanilla RNN at every
+        measured size (1.2-2.4x torch's kernels), and the LSTM on batches of mixed lengths (one masked
+        pass beat the fused kernel run between distinct lengths, 1.1-1.6x); not the LSTM on equal
+        lengths, where torch's oneDNN kernel stays ahead (0.8-0.9x). Without the fused kernels: the
+        GRU and RNN up to ``HANDWRITTEN_UP_TO`` hidden units."""
         cell = self.cells[0]
-        if x.device.type != "cpu" or not torch.is_grad_enabled() or not isinstance(cell, (GRUCell, RNNCell)):
+        if x.device.type != "cpu" or not torch.is_grad_enabled() or not isinstance(cell, (GRUCell, RNNCell, LSTMCell)):
             return False
         if native.handles(cell, x, ()):
-            return True
+            return not isinstance(cell, LSTMCell) or (lengths is not None and bool((lengths != x.shape[1]).any()))
         return self.hidden_size <= HANDWRITTEN_UP_TO.get(type(cell).__name__, 0)
 
     def forward_fused(self, x: Tensor, state: State | None = None, lengths: Tensor | None = None) -> tuple[Tensor, State]:

@@ -63,6 +63,7 @@ def test_forward_takes_the_fastest_path():
     gru_small, gru_large = Recurrent(CELLS["gru"], 4, 8), Recurrent(CELLS["gru"], 4, HANDWRITTEN_UP_TO["GRUCell"] + 1)
     x = torch.randn(2, 5, 4)
     assert not lstm._handwritten_wins(x)  # oneDNN's LSTM is faster than our loop, even with the fused kernels
+    assert lstm._handwritten_wins(x, torch.tensor([5, 3])) and not lstm._handwritten_wins(x, torch.tensor([5, 5]))
     assert gru_small._handwritten_wins(x) and gru_large._handwritten_wins(x)  # the fused kernels win at every size
     with native.disabled():  # without them, the Python loop wins at small sizes only
         assert gru_small._handwritten_wins(x) and not gru_large._handwritten_wins(x)
