@@ -24,6 +24,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import interleaved_medians  # noqa: E402
 
+from rnnlab.memory import keep_freed_memory  # noqa: E402
 from rnnlab.recurrent import Recurrent  # noqa: E402
 from rnnlab.scan import MinGRUCell, MinLSTMCell, linear_scan  # noqa: E402
 
@@ -97,6 +98,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    # as rnnlab's commands run: freed memory kept for reuse (RNNLAB_KEEP_MEMORY=0: glibc's default)
+    print("allocator: " + ("freed memory kept (rnnlab/memory.py)" if keep_freed_memory() else "glibc's default"))
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, float32, median of {args.repeats}")
     speed_table(args.repeats, device)

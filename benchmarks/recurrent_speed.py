@@ -38,6 +38,7 @@ from _timing import interleaved_medians  # noqa: E402
 
 from rnnlab import native  # noqa: E402
 from rnnlab.cells import CELLS  # noqa: E402
+from rnnlab.memory import keep_freed_memory  # noqa: E402
 from rnnlab.recurrent import Recurrent, from_torch  # noqa: E402
 
 SIZES = [(32, 128, 256), (64, 128, 512)]  # (B, T, H)
@@ -62,6 +63,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    # as rnnlab's commands run: freed memory kept for reuse (RNNLAB_KEEP_MEMORY=0: glibc's default)
+    print("allocator: " + ("freed memory kept (rnnlab/memory.py)" if keep_freed_memory() else "glibc's default"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, median of {args.repeats}")
     if "dense" in args.tables:
         dense(args.repeats)

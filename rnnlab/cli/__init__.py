@@ -27,6 +27,7 @@ from rnnlab import __version__
 from rnnlab.cli import data, inside, run, use
 from rnnlab.cli.common import EXIT_BAD_INPUT, Parser
 from rnnlab.errors import RnnlabError
+from rnnlab.memory import keep_freed_memory
 from rnnlab.tasks import TASKS
 
 
@@ -51,6 +52,7 @@ def with_default_task(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = with_default_task(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # training steps reuse their buffers instead of faulting fresh pages in (rnnlab/memory.py)
     try:
         return args.func(args)
     except RnnlabError as e:
