@@ -43,12 +43,13 @@ def supports(cell) -> bool:
     return hasattr(cell, "step_backward")
 
 
-def project(cell, seq: Tensor) -> Tensor:
-    """``cell.project(seq)``: W_ih x + b_ih for all steps at once, through oneDNN's matrix product
-    where the fused kernels run this cell (rnnlab/native.py: ``input_linear``)."""
-    if type(cell).project is Cell.project and native.handles(cell, seq, ()):
-        return native.input_linear(seq, cell.weight_ih, cell.bias_ih)
-    return cell.project(seq)
+def layer(cell, seq: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
+    """``recurrence(cell, cell.project(seq), state, mask)``: a whole layer from its input seq (T, B, I).
+    Through the fused kernels' whole-layer Function (rnnlab/native.py: ``layer``) where they run
+    this cell and its projection is the plain W_ih x + b_ih."""
+    if type(cell).project is Cell.project and native.handles(cell, seq, state):
+        return native.layer(cell, seq, state, mask)
+    return recurrence(cell, cell.project(seq), state, mask)
 
 
 def recurrence(cell, xw: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:

@@ -418,7 +418,7 @@ class Recurrent(nn.Module):
                 cell = self.cells[k]
                 seq = layer_input if direction == 0 else _flip(layer_input, reverse)
                 if handwritten and not record:
-                    out, final = bptt.recurrence(cell, bptt.project(cell, seq), tuple(s[k] for s in state), mask)
+                    out, final = bptt.layer(cell, seq, tuple(s[k] for s in state), mask)
                     recorded = {}
                 else:
                     out, final, recorded = _scan(cell, seq, tuple(s[k] for s in state), mask, record)

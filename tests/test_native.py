@@ -171,3 +171,25 @@ def test_fused_minimal_scan_equals_the_python_scan(name):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     double = (xw.detach().double().requires_grad_(), h0.detach().double().requires_grad_())
     assert torch.autograd.gradcheck(lambda x, h: native.minimal_scan(name == "minlstm", x, h, mask), double)
+
+
+@pytest.mark.parametrize("name", NATIVE)
+def test_whole_layers_equal_python_in_float32(name, monkeypatch):
+    """The whole-layer Function (projection, recurrence, weight gradients through oneDNN from
+    transposed operands) against the Python path, float32, every product through oneDNN."""
+    monkeypatch.setattr(native, "ONEDNN_FROM", 0)
+    torch.manual_seed(5)
+    rec = Recurrent(CELLS[name], 7, 24, num_layers=2, bidirectional=True)
+    x = torch.randn(3, 11, 7, requires_grad=True)
+    lengths = torch.tensor([11, 6, 2])
+
+    def run():
+        out, final = rec.forward_handwritten(x, lengths=lengths)
+        loss = (out * out.detach().cos()).sum() + sum(f.sin().sum() for f in final)
+        return [out, *final, *torch.autograd.grad(loss, [x, *rec.parameters()])]
+
+    got = run()
+    with native.disabled():
+        expected = run()
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

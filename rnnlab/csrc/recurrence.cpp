@@ -946,6 +946,37 @@ std::tuple<Tensor, Tensor> minimal_backward(const Tensor& d_out, const Tensor& x
   return {d_xw, d_h0};
 }
 
+// ------------------------------------------------------------------------------- blocked transpose
+// (R, C) -> (C, R), in tiles that stay in cache both ways: the weight gradients' operands, with the
+// summed dimension (steps x batch) contiguous, as oneDNN's matrix product wants them.
+
+template <typename T>
+void transpose_impl(const T* src, T* dst, int64_t R, int64_t C) {
+  constexpr int64_t kTile = 32;
+  const int64_t row_tiles = (R + kTile - 1) / kTile;
+  at::parallel_for(0, row_tiles, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t rt = lo; rt < hi; ++rt) {
+      const int64_t r0 = rt * kTile, r1 = std::min(R, r0 + kTile);
+      for (int64_t c0 = 0; c0 < C; c0 += kTile) {
+        const int64_t c1 = std::min(C, c0 + kTile);
+        for (int64_t c = c0; c < c1; ++c) {
+          for (int64_t r = r0; r < r1; ++r) dst[c * R + r] = src[r * C + c];
+        }
+      }
+    }
+  });
+}
+
+Tensor transpose(const Tensor& src) {
+  TORCH_CHECK(src.dim() == 2, "rnnlab native: transpose takes a matrix");
+  const Tensor s = src.contiguous();
+  Tensor dst = Pool::empty({s.size(1), s.size(0)}, s.options());
+  AT_DISPATCH_FLOATING_TYPES(s.scalar_type(), "rnnlab_transpose", [&] {
+    transpose_impl<scalar_t>(s.const_data_ptr<scalar_t>(), dst.data_ptr<scalar_t>(), s.size(0), s.size(1));
+  });
+  return dst;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(rnnlab_native, m) {
@@ -966,6 +997,7 @@ TORCH_LIBRARY(rnnlab_native, m) {
   m.def("scan_backward(Tensor d_out, Tensor a, Tensor out, Tensor h0) -> (Tensor, Tensor, Tensor)");
   m.def("minimal_forward(Tensor xw, Tensor h0, Tensor? mask, bool lstm) -> Tensor");
   m.def("minimal_backward(Tensor d_out, Tensor xw, Tensor out, Tensor h0, Tensor? mask, bool lstm) -> (Tensor, Tensor)");
+  m.def("transpose(Tensor src) -> Tensor");
   m.def("rnn_forward(Tensor xw, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? mask, bool relu, bool onednn)"
         " -> (Tensor, Tensor)");
   m.def("rnn_backward(Tensor d_out, Tensor d_hT, Tensor w_hh, Tensor? mask, Tensor hs, bool relu, bool onednn)"
@@ -983,6 +1015,7 @@ TORCH_LIBRARY_IMPL(rnnlab_native, CPU, m) {
   m.impl("scan_backward", &scan_backward);
   m.impl("minimal_forward", &minimal_forward);
   m.impl("minimal_backward", &minimal_backward);
+  m.impl("transpose", &transpose);
   m.impl("rnn_forward", &rnn_forward);
   m.impl("rnn_backward", &rnn_backward);
 }
