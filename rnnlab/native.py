@@ -289,13 +289,18 @@ def layer(cell, seq: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor,
     return result[0], tuple(result[1:])
 
 
-def _weight_gradient(d: Tensor, a: Tensor, onednn: bool) -> Tensor:
+TRANSPOSED_FROM = 256  # smallest G and K for which transposing pays (below, the BLAS's dW was faster)
+
+
+def _weight_gradient(d: Tensor, a: Tensor, onednn: bool, d_t: Tensor | None = None) -> Tensor:
     """dL/dW = d^T a summed over all steps and rows: d (N, G), a (N, K) -> (G, K). Through oneDNN
     with both operands transposed so that N is contiguous (a blocked transpose in C++, then
-    oneDNN's product at its full speed), else through the BLAS."""
-    if onednn:
+    oneDNN's product at its full speed; ``d_t``: d already transposed) when G and K are both at
+    least ``TRANSPOSED_FROM``, else through the BLAS."""
+    if onednn and min(d.shape[1], a.shape[1]) >= TRANSPOSED_FROM:
         ops = load()
-        return torch.ops.mkldnn._linear_pointwise(ops.transpose(d), ops.transpose(a), None, "none", [], "")
+        d_t = ops.transpose(d) if d_t is None else d_t
+        return torch.ops.mkldnn._linear_pointwise(d_t, ops.transpose(a), None, "none", [], "")
     return d.t() @ a
 
 
@@ -423,14 +428,11 @@ class _Layer(torch.autograd.Function):
         else:
             d_x = (flat_d_xw @ weight_ih).view(ctx.seq_shape)
         h_prev = hs[:-1].reshape(-1, hs.shape[-1])  # (T*B, H)
-        if ctx.large_onednn:  # the weight gradients through oneDNN, dL/dxw transposed once for both when equal
-            ops = load()
-            d_xw_t = ops.transpose(flat_d_xw)  # (G*H, T*B)
-            d_hw_t = d_xw_t if d_hw is d_xw else ops.transpose(flat_d_hw)
-            d_weight_ih = torch.ops.mkldnn._linear_pointwise(d_xw_t, ops.transpose(x2), None, "none", [], "")
-            d_weight_hh = torch.ops.mkldnn._linear_pointwise(d_hw_t, ops.transpose(h_prev), None, "none", [], "")
-        else:
-            d_weight_ih, d_weight_hh = flat_d_xw.t() @ x2, flat_d_hw.t() @ h_prev
+        d_xw_t = None  # dL/dxw transposed once for both weight gradients when dL/dhw is the same tensor
+        if ctx.large_onednn and d_hw is d_xw and min(G, x2.shape[1], h_prev.shape[1]) >= TRANSPOSED_FROM:
+            d_xw_t = load().transpose(flat_d_xw)  # (G*H, T*B)
+        d_weight_ih = _weight_gradient(flat_d_xw, x2, ctx.large_onednn, d_xw_t)
+        d_weight_hh = _weight_gradient(flat_d_hw, h_prev, ctx.large_onednn, d_xw_t)
         d_bias_ih = flat_d_xw.sum(0) if ctx.has_bias_ih or ctx.has_bias else None
         d_bias_hh = (d_bias_ih if d_hw is d_xw else flat_d_hw.sum(0)) if ctx.has_bias else None
         d_bias_ih = d_bias_ih if ctx.has_bias_ih else None
