@@ -1,16 +1,26 @@
 """rnnlab's fused CPU kernels (rnnlab/csrc/recurrence.cpp): the hand-written BPTT of rnnlab/bptt.py
-with each step's elementwise maths in one SIMD pass instead of ten tensor operations.
+with each step's elementwise maths in one SIMD pass instead of ten tensor operations, each step's
+matrix product through oneDNN (W_hh reordered once) or the BLAS, buffers pooled; and the minimal
+RNNs' scan with its coefficients formed inside the loop.
+
+    recurrence(cell, xw, state, mask)   a layer's recurrence from its projected input (bptt.recurrence)
+    layer(cell, seq, state, mask)       projection and recurrence as one Function, whose backward
+                                        forms dL/dW_ih and dL/dW_hh through oneDNN
+    minimal_scan(lstm, xw, h0, mask)    minGRU / minLSTM (rnnlab.scan.linear_scan)
+    input_linear(x, W, b)               F.linear through oneDNN (float32 on a CPU)
 
 The kernels are C++ built on first use with torch's extension builder (a C++ compiler and ninja
-must be present; about a minute, once per machine and version: the build is cached under
-``$RNNLAB_CACHE`` or ``~/.cache/rnnlab/native``). Where they cannot be built, or with
-``RNNLAB_NATIVE=0``, rnnlab says so once and runs the same algorithm in Python (``rnnlab.bptt``):
-the results are the same, only slower.
+must be present; about 15 seconds, once per machine, source and torch version: the build is cached
+under ``$RNNLAB_CACHE`` or ``~/.cache/rnnlab/native``). Where they cannot be built, or with
+``RNNLAB_NATIVE=0``, rnnlab says so once and runs the same algorithms in Python (``rnnlab.bptt``,
+``rnnlab.scan``): the results are the same, only slower. While a model is traced for export they
+stand aside (ONNX knows torch's operators, not these).
 
 Cells opt in with ``native_kernel()`` returning the kernel's name ("lstm", "peephole", "lnlstm",
-"gru", "rnn_tanh", "rnn_relu"). ``recurrence`` takes the same arguments as ``bptt.recurrence`` and is
-used by it when ``handles`` says so (CPU, float32/float64, no autocast). Tests hold it equal to
-the Python path and to autograd (float64, 1e-10) with layers, directions and ragged lengths.
+"gru", "rnn_tanh", "rnn_relu"); minimal cells with ``native_kind``. ``handles`` says when the
+kernels run (CPU, float32/float64, no autocast). Tests (tests/test_native.py) hold them equal to
+the Python paths in float32 and float64 (1e-10) with layers, directions and ragged lengths, and
+to ``gradcheck``.
 """
 
 from __future__ import annotations
