@@ -56,8 +56,9 @@ def test_native_equals_python_in_float32(name, hidden, onednn, ragged, monkeypat
         got = _run(cell, xw, state, mask, use_native=True)
     expected = _run(cell, xw, state, mask, use_native=False)
     for a, b in zip(got, expected):
-        if b is not None:  # float32 rounding: the norms' backward divides by the rows' deviations
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4 if name == "lnlstm" else 2e-5)
+        if b is not None:  # float32 sums in another order (more so where the norms divide by the deviations)
+            tolerance = 1e-3 if name == "lnlstm" else 1e-4
+            torch.testing.assert_close(a, b, rtol=tolerance, atol=tolerance)
 
 
 def _fused_and_python(rec, x, lengths):
@@ -191,5 +192,6 @@ def test_whole_layers_equal_python_in_float32(name, monkeypatch):
     lengths = torch.tensor([11, 6, 2])
 
     got, expected = _fused_and_python(rec, x, lengths)
+    tolerance = 1e-3 if name == "lnlstm" else 1e-4  # float32: the norms' backward divides by the deviations
     for a, b in zip(got, expected):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(a, b, rtol=tolerance, atol=tolerance)
