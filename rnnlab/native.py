@@ -148,28 +148,36 @@ def disabled():
         _enabled = before
 
 
+def _cpu_float(t: Tensor) -> bool:
+    """The fused paths are on and ``t`` is what they run on: a float32/float64 CPU tensor, no autocast."""
+    return (
+        _on()
+        and t.device.type == "cpu"
+        and t.dtype in (torch.float32, torch.float64)
+        and not torch.is_autocast_enabled("cpu")
+    )
+
+
 def handles(cell, xw: Tensor, state: State) -> bool:
     """Whether ``recurrence`` can run this cell on these tensors."""
     kernel = getattr(cell, "native_kernel", lambda: None)()
-    return (
-        _on()
-        and kernel in KERNELS
-        and xw.device.type == "cpu"
-        and xw.dtype in (torch.float32, torch.float64)
-        and all(s.dtype == xw.dtype for s in state)
-        and cell.weight_hh.dtype == xw.dtype
-        and not torch.is_autocast_enabled("cpu")
-        and available()
-    )
+    same_dtype = all(s.dtype == xw.dtype for s in state) and cell.weight_hh.dtype == xw.dtype
+    return kernel in KERNELS and _cpu_float(xw) and same_dtype and available()
 
 
 def input_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """F.linear for a layer's input projection: through oneDNN (``linear``) for float32 on a CPU while
     the fused kernels are on, else F.linear itself."""
-    if _on() and x.device.type == "cpu" and x.dtype == torch.float32 == weight.dtype and onednn_available():
-        if not torch.is_autocast_enabled("cpu"):
-            return linear(x, weight, bias)
+    if _cpu_float(x) and x.dtype == torch.float32 == weight.dtype and onednn_available():
+        return linear(x, weight, bias)
     return F.linear(x, weight, bias)
+
+
+def _linear2d(x2: Tensor, weight: Tensor, bias: Tensor | None, onednn: bool) -> Tensor:
+    """x2 W^T + b for a matrix x2 (N, I) and W (O, I): through oneDNN when ``onednn``, else F.linear."""
+    if onednn:
+        return torch.ops.mkldnn._linear_pointwise(x2, weight.contiguous(), bias, "none", [], "")
+    return F.linear(x2, weight, bias)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -185,7 +193,7 @@ class _Linear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         x2 = x.reshape(-1, x.shape[-1]).contiguous()  # (N, I)
-        y = torch.ops.mkldnn._linear_pointwise(x2, weight.contiguous(), bias, "none", [], "")
+        y = _linear2d(x2, weight, bias, onednn=True)
         ctx.save_for_backward(x2, weight)
         ctx.shape, ctx.has_bias = x.shape, bias is not None
         return y.view(*x.shape[:-1], weight.shape[0])
@@ -197,7 +205,7 @@ class _Linear(torch.autograd.Function):
         d2 = d_y.reshape(-1, d_y.shape[-1]).contiguous()  # (N, O)
         d_x = d_w = d_b = None
         if ctx.needs_input_grad[0]:
-            d_x = torch.ops.mkldnn._linear_pointwise(d2, weight.t().contiguous(), None, "none", [], "").view(ctx.shape)
+            d_x = _linear2d(d2, weight.t(), None, onednn=True).view(ctx.shape)
         if ctx.needs_input_grad[1]:
             d_w = _weight_gradient(d2, x2, available())
         if ctx.has_bias and ctx.needs_input_grad[2]:
@@ -206,14 +214,8 @@ class _Linear(torch.autograd.Function):
 
 
 def scan_handles(a: Tensor) -> bool:
-    """Whether ``scan`` runs h_t = a_t h_{t-1} + b_t on these tensors (CPU, float32/float64)."""
-    return (
-        _on()
-        and a.device.type == "cpu"
-        and a.dtype in (torch.float32, torch.float64)
-        and not torch.is_autocast_enabled("cpu")
-        and available()
-    )
+    """Whether ``scan`` and ``minimal_scan`` run on these tensors (CPU, float32/float64)."""
+    return _cpu_float(a) and available()
 
 
 def scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
@@ -241,8 +243,7 @@ def minimal_scan(lstm: bool, xw: Tensor, h0: Tensor, mask: Tensor | None) -> Ten
     """A minGRU (``lstm`` False) or minLSTM layer's whole scan from its projected input, with the
     coefficients (a_t, b_t) formed inside the loop, forward and backward: xw (B, T, 2H or 3H),
     h0 (B, H), mask (B, T, 1) True at real steps -> h (B, T, H). Equal to ``rnnlab.scan.linear_scan``."""
-    m = None if mask is None else mask.reshape(mask.shape[0], mask.shape[1]).to(xw.dtype).contiguous()  # (B, T)
-    return _Minimal.apply(lstm, m, xw, h0)
+    return _Minimal.apply(lstm, _mask(mask, xw.dtype), xw, h0)
 
 
 class _Minimal(torch.autograd.Function):
@@ -263,7 +264,7 @@ class _Minimal(torch.autograd.Function):
 
 
 def _mask(mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
-    """(T, B, 1) or (T, B) booleans -> (T, B) of 0/1 in the kernels' dtype."""
+    """(T, B, 1) or (T, B) booleans (or batch-first, (B, T, 1)) -> 2-D 0/1 in the kernels' dtype."""
     return None if mask is None else mask.reshape(mask.shape[0], mask.shape[1]).to(dtype).contiguous()
 
 
@@ -299,6 +300,11 @@ def layer(cell, seq: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor,
     return result[0], tuple(result[1:])
 
 
+def _large_onednn(dtype: torch.dtype) -> bool:
+    """Whether the products over all steps (projections, weight gradients) go through oneDNN."""
+    return dtype == torch.float32 and onednn_available()
+
+
 TRANSPOSED_FROM = 256  # smallest G and K for which transposing pays (below, the BLAS's dW was faster)
 
 
@@ -310,34 +316,30 @@ def _weight_gradient(d: Tensor, a: Tensor, onednn: bool, d_t: Tensor | None = No
     if onednn and min(d.shape[1], a.shape[1]) >= TRANSPOSED_FROM:
         ops = load()
         d_t = ops.transpose(d) if d_t is None else d_t
-        return torch.ops.mkldnn._linear_pointwise(d_t, ops.transpose(a), None, "none", [], "")
+        return _linear2d(d_t, ops.transpose(a), None, onednn=True)
     return d.t() @ a
 
 
-def _forward(ctx, kernel: str, mask, xw: Tensor, state: State, weight_hh: Tensor, bias, extra) -> tuple[Tensor, ...]:
-    """The kernels' forward: (outputs (T, B, H), *final state); what backward needs saved on ctx."""
+def _forward(ctx, kernel: str, mask, xw: Tensor, state: State, weight_hh: Tensor, bias, extra):
+    """The kernels' forward: ((outputs (T, B, H), *final state), the tensors backward needs)."""
     ops = load()
     onednn = use_onednn(xw.shape[1], weight_hh.shape[0], weight_hh.shape[1], xw.dtype)
     ctx.kernel, ctx.mask, ctx.onednn, ctx.has_bias = kernel, mask, onednn, bias is not None
-    ctx.large_onednn = xw.dtype == torch.float32 and onednn_available()  # for the products over all steps
+    ctx.large_onednn = _large_onednn(xw.dtype)
     if kernel in ("lstm", "peephole"):
         peep = torch.stack(extra).contiguous() if kernel == "peephole" else None  # (3, H)
         out, hs, cs, gates, tanh_c = ops.lstm_forward(xw, state[0], state[1], weight_hh, bias, peep, mask, onednn)
-        ctx.kernel_saved = (weight_hh, peep, hs, cs, gates, tanh_c)
-        return out, hs[-1].clone(), cs[-1].clone()
+        return (out, hs[-1].clone(), cs[-1].clone()), (weight_hh, peep, hs, cs, gates, tanh_c)
     if kernel == "lnlstm":
         norm = torch.cat(extra).contiguous()  # gamma_h, b_hh (4H each), gamma_c, beta_c (H each)
         saved = ops.lnlstm_forward(xw, state[0], state[1], weight_hh, norm, EPS, mask, onednn)
         out, hs, cs = saved[:3]
-        ctx.kernel_saved = (weight_hh, norm, *saved[1:])
-        return out, hs[-1].clone(), cs[-1].clone()
+        return (out, hs[-1].clone(), cs[-1].clone()), (weight_hh, norm, *saved[1:])
     if kernel == "gru":
         out, hs, gates, h_n = ops.gru_forward(xw, state[0], weight_hh, bias, mask, onednn)
-        ctx.kernel_saved = (weight_hh, hs, gates, h_n)
-        return out, hs[-1].clone()
+        return (out, hs[-1].clone()), (weight_hh, hs, gates, h_n)
     out, hs = ops.rnn_forward(xw, state[0], weight_hh, bias, mask, kernel == "rnn_relu", onednn)
-    ctx.kernel_saved = (weight_hh, hs)
-    return out, hs[-1].clone()
+    return (out, hs[-1].clone()), (weight_hh, hs)
 
 
 def _backward(ctx, saved, d_out: Tensor, d_final) -> tuple[Tensor, Tensor, tuple, list, Tensor]:
@@ -386,9 +388,8 @@ class _Native(torch.autograd.Function):
     def forward(ctx, kernel: str, mask, n_state: int, xw: Tensor, *tensors):
         state = tuple(s.contiguous() for s in tensors[:n_state])
         weight_hh, bias, extra = tensors[n_state].contiguous(), tensors[n_state + 1], tensors[n_state + 2 :]
-        result = _forward(ctx, kernel, mask, xw, state, weight_hh, bias, extra)
-        ctx.save_for_backward(*ctx.kernel_saved)
-        del ctx.kernel_saved
+        result, saved = _forward(ctx, kernel, mask, xw, state, weight_hh, bias, extra)
+        ctx.save_for_backward(*saved)
         return result
 
     @staticmethod
@@ -408,16 +409,12 @@ class _Layer(torch.autograd.Function):
     def forward(ctx, kernel: str, mask, n_state: int, seq: Tensor, weight_ih: Tensor, bias_ih, *tensors):
         steps, batch, inputs = seq.shape
         x2 = seq.reshape(steps * batch, inputs).contiguous()  # (T*B, I)
-        if seq.dtype == torch.float32 and onednn_available():
-            xw = torch.ops.mkldnn._linear_pointwise(x2, weight_ih.contiguous(), bias_ih, "none", [], "")
-        else:
-            xw = F.linear(x2, weight_ih, bias_ih)
+        xw = _linear2d(x2, weight_ih, bias_ih, _large_onednn(seq.dtype))  # (T*B, G*H)
         state = tuple(s.contiguous() for s in tensors[:n_state])
         weight_hh, bias, extra = tensors[n_state].contiguous(), tensors[n_state + 1], tensors[n_state + 2 :]
-        result = _forward(ctx, kernel, mask, xw.view(steps, batch, -1), state, weight_hh, bias, extra)
-        ctx.n_kernel = len(ctx.kernel_saved)
-        ctx.save_for_backward(*ctx.kernel_saved, x2, weight_ih)
-        del ctx.kernel_saved
+        result, saved = _forward(ctx, kernel, mask, xw.view(steps, batch, -1), state, weight_hh, bias, extra)
+        ctx.n_kernel = len(saved)
+        ctx.save_for_backward(*saved, x2, weight_ih)
         ctx.has_bias_ih, ctx.seq_shape = bias_ih is not None, seq.shape
         return result
 
@@ -429,22 +426,17 @@ class _Layer(torch.autograd.Function):
         d_xw, d_hw, d_state, extra, hs = _backward(ctx, saved[: ctx.n_kernel], d_out, d_final)
         G = d_xw.shape[-1]
         flat_d_xw, flat_d_hw = d_xw.reshape(-1, G), d_hw.reshape(-1, G)  # (T*B, G*H)
-        d_x = None
-        if not ctx.needs_input_grad[3]:  # the input asks for no gradient (a first layer's data)
-            pass
-        elif ctx.large_onednn:  # dL/dx = dL/dxw W_ih
-            d_x = torch.ops.mkldnn._linear_pointwise(flat_d_xw, weight_ih.t().contiguous(), None, "none", [], "")
-            d_x = d_x.view(ctx.seq_shape)
-        else:
-            d_x = (flat_d_xw @ weight_ih).view(ctx.seq_shape)
+        d_x = None  # dL/dx = dL/dxw W_ih, unless the input asks for no gradient (a first layer's data)
+        if ctx.needs_input_grad[3]:
+            d_x = _linear2d(flat_d_xw, weight_ih.t(), None, ctx.large_onednn).view(ctx.seq_shape)
         h_prev = hs[:-1].reshape(-1, hs.shape[-1])  # (T*B, H)
         d_xw_t = None  # dL/dxw transposed once for both weight gradients when dL/dhw is the same tensor
         if ctx.large_onednn and d_hw is d_xw and min(G, x2.shape[1], h_prev.shape[1]) >= TRANSPOSED_FROM:
             d_xw_t = load().transpose(flat_d_xw)  # (G*H, T*B)
         d_weight_ih = _weight_gradient(flat_d_xw, x2, ctx.large_onednn, d_xw_t)
         d_weight_hh = _weight_gradient(flat_d_hw, h_prev, ctx.large_onednn, d_xw_t)
-        d_bias_ih = flat_d_xw.sum(0) if ctx.has_bias_ih or ctx.has_bias else None
-        d_bias_hh = (d_bias_ih if d_hw is d_xw else flat_d_hw.sum(0)) if ctx.has_bias else None
-        d_bias_ih = d_bias_ih if ctx.has_bias_ih else None
+        sum_d_xw = flat_d_xw.sum(0)  # both biases' gradient when dL/dhw is dL/dxw
+        d_bias_ih = sum_d_xw if ctx.has_bias_ih else None
+        d_bias_hh = (sum_d_xw if d_hw is d_xw else flat_d_hw.sum(0)) if ctx.has_bias else None
         grads = (d_x, d_weight_ih, d_bias_ih, *d_state, d_weight_hh, d_bias_hh, *extra)
         return (None, None, None, *grads)

@@ -383,6 +383,8 @@ void lnlstm_forward_impl(const Tensor& xw, const Tensor& w_hh, const Tensor& nor
     T* xc_t = xhat_c.data_ptr<T>() + t * B * H;
     T* tc_t = tanh_c.data_ptr<T>() + t * B * H;
     T* o_t = out.data_ptr<T>() + t * B * H;
+    T* rh_t = rstd_h.data_ptr<T>() + t * B;
+    T* rc_t = rstd_c.data_ptr<T>() + t * B;
     rows(B, 6 * G, [&](int64_t b) {
       const int64_t r = b * H, r4 = b * G;
       if (m != nullptr && m[t * B + b] == T(0)) {
@@ -391,12 +393,12 @@ void lnlstm_forward_impl(const Tensor& xw, const Tensor& w_hh, const Tensor& nor
         std::fill(o_t + r, o_t + r + H, T(0));
         std::fill(xh_t + r4, xh_t + r4 + G, T(0));  // read by the norms' parameter gradients (times a zero)
         std::fill(xc_t + r, xc_t + r + H, T(0));
-        rstd_h.data_ptr<T>()[t * B + b] = T(0);
-        rstd_c.data_ptr<T>()[t * B + b] = T(0);
+        rh_t[b] = T(0);
+        rc_t[b] = T(0);
         return;
       }
       const auto [mean_h, inv_h] = row_moments<T>(hw_t + r4, G, eps);
-      rstd_h.data_ptr<T>()[t * B + b] = inv_h;
+      rh_t[b] = inv_h;
       lanes<T>(G, [&](int64_t j, int64_t n) {  // the normalised hidden product, then a = xw + gamma LN(hw) + b
         const Vec<T> xh = (load(hw_t + r4 + j, n) - Vec<T>(mean_h)) * Vec<T>(inv_h);
         xh.store(xh_t + r4 + j, n);
@@ -413,7 +415,7 @@ void lnlstm_forward_impl(const Tensor& xw, const Tensor& w_hh, const Tensor& nor
         (f * load(c_prev + r + j, n) + i * g).store(c_new + r + j, n);
       });
       const auto [mean_c, inv_c] = row_moments<T>(c_new + r, H, eps);
-      rstd_c.data_ptr<T>()[t * B + b] = inv_c;
+      rc_t[b] = inv_c;
       lanes<T>(H, [&](int64_t j, int64_t n) {
         const Vec<T> xc = (load(c_new + r + j, n) - Vec<T>(mean_c)) * Vec<T>(inv_c);
         const Vec<T> tc = (load(gamma_c + j, n) * xc + load(beta_c + j, n)).tanh();
@@ -472,6 +474,8 @@ void lnlstm_backward_impl(const Tensor& d_out, const Tensor& w_hh, const Tensor&
     T* dhw_t = d_hw.data_ptr<T>() + t * B * G;
     T* dl_t = d_lnc.data_ptr<T>();
     T* acc_t = acc.data_ptr<T>();
+    const T* rh_t = rstd_h.const_data_ptr<T>() + t * B;
+    const T* rc_t = rstd_c.const_data_ptr<T>() + t * B;
     const T* dh = d_h.const_data_ptr<T>();
     T* dc = d_c.data_ptr<T>();
     T* dp = d_prev.data_ptr<T>();
@@ -495,7 +499,7 @@ void lnlstm_backward_impl(const Tensor& d_out, const Tensor& w_hh, const Tensor&
         const Vec<T> dx = dl * load(gamma_c + j, n);
         return std::pair<Vec<T>, Vec<T>>{dx, dx * load(xc_t + r + j, n)};
       });
-      const T inv_c = rstd_c.const_data_ptr<T>()[t * B + b];
+      const T inv_c = rc_t[b];
       const T mean1 = s1 / T(H), mean2 = s2 / T(H);
       lanes<T>(H, [&](int64_t j, int64_t n) {
         const T* gg = g_t + r4 + j;
@@ -517,7 +521,7 @@ void lnlstm_backward_impl(const Tensor& d_out, const Tensor& w_hh, const Tensor&
         const Vec<T> dx = load(da_t + r4 + j, n) * load(gamma_h + j, n);
         return std::pair<Vec<T>, Vec<T>>{dx, dx * load(xh_t + r4 + j, n)};
       });
-      const T inv_h = rstd_h.const_data_ptr<T>()[t * B + b];
+      const T inv_h = rh_t[b];
       const T mean3 = s3 / T(G), mean4 = s4 / T(G);
       lanes<T>(G, [&](int64_t j, int64_t n) {
         const Vec<T> da = load(da_t + r4 + j, n), xh = load(xh_t + r4 + j, n);
