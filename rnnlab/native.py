@@ -49,7 +49,7 @@ _enabled = True  # False inside ``disabled()``
 
 def _flags() -> list[str]:
     """Compiler flags: ATen's widest vectors this CPU runs (as torch picks them), else portable code."""
-    flags = ["-O3"]
+    flags = ["-O3", "-fopenmp"]  # at::parallel_for is OpenMP in torch's CPU builds: without it, one thread
     capability = torch.backends.cpu.get_cpu_capability()
     if capability == "AVX512":
         flags += ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-DCPU_CAPABILITY=AVX512"]
@@ -91,7 +91,13 @@ def load():
                 flags = _flags()
                 name, root = _build_directory(flags)
                 cpp_extension.load(
-                    name, [str(SOURCE)], extra_cflags=flags, build_directory=str(root), is_python_module=False, verbose=False
+                    name,
+                    [str(SOURCE)],
+                    extra_cflags=flags,
+                    extra_ldflags=["-fopenmp"],
+                    build_directory=str(root),
+                    is_python_module=False,
+                    verbose=False,
                 )
                 _ops = torch.ops.rnnlab_native
             except Exception as error:  # no compiler, no ninja, a read-only cache: the Python path still works
@@ -118,17 +124,9 @@ def why_not() -> str:
     return _why_not
 
 
-ONEDNN_FROM = 4_194_304  # smallest B * G*H * H (multiply-adds of a step's hidden product) given to oneDNN
-
-
 def onednn_available() -> bool:
     """Whether torch was built with oneDNN (its x86 and ARM CPU builds are)."""
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-
-
-def use_onednn(batch: int, rows: int, hidden: int, dtype: torch.dtype) -> bool:
-    """Whether a step's hidden product goes to oneDNN (float32, large enough) rather than ATen's BLAS."""
-    return dtype == torch.float32 and onednn_available() and batch * rows * hidden >= ONEDNN_FROM
 
 
 def _on() -> bool:
@@ -323,35 +321,34 @@ def _weight_gradient(d: Tensor, a: Tensor, onednn: bool, d_t: Tensor | None = No
 def _forward(ctx, kernel: str, mask, xw: Tensor, state: State, weight_hh: Tensor, bias, extra):
     """The kernels' forward: ((outputs (T, B, H), *final state), the tensors backward needs)."""
     ops = load()
-    onednn = use_onednn(xw.shape[1], weight_hh.shape[0], weight_hh.shape[1], xw.dtype)
-    ctx.kernel, ctx.mask, ctx.onednn, ctx.has_bias = kernel, mask, onednn, bias is not None
+    ctx.kernel, ctx.mask, ctx.has_bias = kernel, mask, bias is not None
     ctx.large_onednn = _large_onednn(xw.dtype)
     if kernel in ("lstm", "peephole"):
         peep = torch.stack(extra).contiguous() if kernel == "peephole" else None  # (3, H)
-        out, hs, cs, gates, tanh_c = ops.lstm_forward(xw, state[0], state[1], weight_hh, bias, peep, mask, onednn)
+        out, hs, cs, gates, tanh_c = ops.lstm_forward(xw, state[0], state[1], weight_hh, bias, peep, mask)
         return (out, hs[-1].clone(), cs[-1].clone()), (weight_hh, peep, hs, cs, gates, tanh_c)
     if kernel == "lnlstm":
         norm = torch.cat(extra).contiguous()  # gamma_h, b_hh (4H each), gamma_c, beta_c (H each)
-        saved = ops.lnlstm_forward(xw, state[0], state[1], weight_hh, norm, EPS, mask, onednn)
+        saved = ops.lnlstm_forward(xw, state[0], state[1], weight_hh, norm, EPS, mask)
         out, hs, cs = saved[:3]
         return (out, hs[-1].clone(), cs[-1].clone()), (weight_hh, norm, *saved[1:])
     if kernel == "gru":
-        out, hs, gates, h_n = ops.gru_forward(xw, state[0], weight_hh, bias, mask, onednn)
+        out, hs, gates, h_n = ops.gru_forward(xw, state[0], weight_hh, bias, mask)
         return (out, hs[-1].clone()), (weight_hh, hs, gates, h_n)
-    out, hs = ops.rnn_forward(xw, state[0], weight_hh, bias, mask, kernel == "rnn_relu", onednn)
+    out, hs = ops.rnn_forward(xw, state[0], weight_hh, bias, mask, kernel == "rnn_relu")
     return (out, hs[-1].clone()), (weight_hh, hs)
 
 
 def _backward(ctx, saved, d_out: Tensor, d_final) -> tuple[Tensor, Tensor, tuple, list, Tensor]:
     """The kernels' backward: (dL/dxw, dL/dhw (T, B, G*H), dL/dstate_0, the extra parameters'
     gradients, hs (T+1, B, H))."""
-    ops, kernel, mask, onednn = load(), ctx.kernel, ctx.mask, ctx.onednn
+    ops, kernel, mask = load(), ctx.kernel, ctx.mask
     d_final = [torch.zeros_like(d_out[0]) if d is None else d.contiguous() for d in d_final]
     d_out = d_out.contiguous()
     extra: list[Tensor] = []
     if kernel in ("lstm", "peephole"):
         weight_hh, peep, hs, cs, gates, tanh_c = saved
-        d_a, d_h0, d_c0 = ops.lstm_backward(d_out, *d_final, weight_hh, peep, mask, onednn, cs, gates, tanh_c)
+        d_a, d_h0, d_c0 = ops.lstm_backward(d_out, *d_final, weight_hh, peep, mask, cs, gates, tanh_c)
         d_xw = d_hw = d_a
         d_state = (d_h0, d_c0)
         if peep is not None:  # dL/dp = sum over steps and rows of dL/da_gate * the cell it looked at
@@ -364,18 +361,18 @@ def _backward(ctx, saved, d_out: Tensor, d_final) -> tuple[Tensor, Tensor, tuple
     elif kernel == "lnlstm":
         weight_hh, norm, hs, cs, gates, xhat_h, rstd_h, xhat_c, rstd_c, tanh_c = saved
         d_xw, d_hw, d_norm, d_h0, d_c0 = ops.lnlstm_backward(
-            d_out, *d_final, weight_hh, norm, mask, onednn, cs, gates, xhat_h, rstd_h, xhat_c, rstd_c, tanh_c
+            d_out, *d_final, weight_hh, norm, mask, cs, gates, xhat_h, rstd_h, xhat_c, rstd_c, tanh_c
         )
         d_state = (d_h0, d_c0)
         H = d_h0.shape[1]
         extra = list(d_norm.split([4 * H, 4 * H, H, H]))  # gamma_h, b_hh, gamma_c, beta_c
     elif kernel == "gru":
         weight_hh, hs, gates, h_n = saved
-        d_xw, d_hw, d_h0 = ops.gru_backward(d_out, *d_final, weight_hh, mask, onednn, hs, gates, h_n)
+        d_xw, d_hw, d_h0 = ops.gru_backward(d_out, *d_final, weight_hh, mask, hs, gates, h_n)
         d_state = (d_h0,)
     else:
         weight_hh, hs = saved
-        d_xw, d_h0 = ops.rnn_backward(d_out, *d_final, weight_hh, mask, hs, kernel == "rnn_relu", onednn)
+        d_xw, d_h0 = ops.rnn_backward(d_out, *d_final, weight_hh, mask, hs, kernel == "rnn_relu")
         d_hw = d_xw
         d_state = (d_h0,)
     return d_xw, d_hw, d_state, extra, hs

@@ -21,7 +21,6 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -54,15 +53,6 @@ inline void lanes(int64_t H, const F& f) {
   int64_t j = 0;
   for (; j + V <= H; j += V) f(j, V);
   if (j < H) f(j, H - j);
-}
-
-// f(b) for every row of the batch, shared between threads when a step has enough work.
-template <typename F>
-inline void rows(int64_t B, int64_t work_per_row, const F& f) {
-  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, work_per_row));
-  at::parallel_for(0, B, grain, [&](int64_t lo, int64_t hi) {
-    for (int64_t b = lo; b < hi; ++b) f(b);
-  });
 }
 
 template <typename T>
@@ -133,109 +123,198 @@ void check(const Tensor& xw, const Tensor& h0, const Tensor& w_hh, int64_t gates
               "rnnlab native: sizes disagree");
 }
 
-// The step's GEMM, other + x w^T (+ bias), with the same w at every step. In float32, where a step
-// is large enough to pay for the call, oneDNN's matrix product (the library behind torch.nn.LSTM on
-// CPU, reached through the ops torch registers for it) with w reordered once into oneDNN's blocked
-// layout: on this CPU 1.6-2.2x the GFLOP/s of the BLAS behind at::mm at these shapes (measured, see
-// rnnlab/native.py). Elsewhere (small steps, float64) ATen's addmm into a buffer.
-class Gemm {
+// A step's product y = x w^T (+ bias) (+ add) for a range of rows, with w
+// packed once into panels of P = NR vectors of output columns (each panel K x P contiguous, zero
+// past N), and MR rows x NR vectors of accumulators held in registers through the whole sum over K.
+// It lets each thread own rows of the batch for a whole sequence (``Steps``): no library call, no
+// thread hand-over per step, the weights kept in each core's cache.
+template <typename T>
+class RowGemm {
  public:
-  // w (N, K) contiguous; every x will be (rows, K), every other (rows, N) contiguous.
-  Gemm(const Tensor& w, int64_t rows, bool use_onednn) : w_(w), onednn_(use_onednn && w.scalar_type() == at::kFloat) {
-    if (onednn_) {
-      static const auto reorder = c10::Dispatcher::singleton()
-                                      .findSchemaOrThrow("mkldnn::_reorder_linear_weight", "")
-                                      .typed<Tensor(const Tensor&, std::optional<int64_t>)>();
-      packed_ = reorder.call(w, rows);
-    } else {
-      buffer_ = at::empty({rows, w.size(0)}, w.options());
+  static constexpr int64_t V = Vec<T>::size();
+  static constexpr int64_t NR = 2, P = NR * V;
+#if defined(CPU_CAPABILITY_AVX512)
+  static constexpr int64_t MR = 8;  // 16 accumulators of the 32 vector registers
+#else
+  static constexpr int64_t MR = 4;  // 8 of 16
+#endif
+
+  explicit RowGemm(const Tensor& w) : N_(w.size(0)), K_(w.size(1)), panels_((w.size(0) + P - 1) / P) {
+    packed_ = at::zeros({panels_, K_, P}, w.options());
+    const Tensor wc = w.contiguous();
+    const T* src = wc.const_data_ptr<T>();
+    T* dst = packed_.data_ptr<T>();
+    for (int64_t n = 0; n < N_; ++n) {
+      T* col = dst + (n / P) * K_ * P + n % P;
+      for (int64_t k = 0; k < K_; ++k) col[k * P] = src[n * K_ + k];
     }
   }
 
-  Tensor operator()(const Tensor& x, const std::optional<Tensor>& bias, const Tensor& other) {
-    if (onednn_) {
-      static const auto linear_add =  // mkldnn::_linear_pointwise.binary: X W^T + B + other
-          c10::Dispatcher::singleton()
-              .findSchemaOrThrow("mkldnn::_linear_pointwise", "binary")
-              .typed<Tensor(const Tensor&, const Tensor&, const Tensor&, const std::optional<Tensor>&, c10::string_view)>();
-      return linear_add.call(x, other, packed_, bias, "add");
+  // rows [lo, hi) of x (ld K), add (ld N, or null), y (ld N); bias (N) or null
+  void operator()(const T* x, const T* add, const T* bias, T* y, int64_t lo, int64_t hi) const {
+    const T* panels = packed_.const_data_ptr<T>();
+    for (int64_t p = 0; p < panels_; ++p) {  // a panel stays in L1 while every row block passes over it
+      const int64_t n0 = p * P, cols = std::min(P, N_ - n0);
+      const T* panel = panels + p * K_ * P;
+      int64_t r = lo;
+      for (; r + MR <= hi; r += MR) block<MR>(x, add, bias, y, r, n0, cols, panel);
+      switch (hi - r) {
+        case 0: break;
+        case 1: block<1>(x, add, bias, y, r, n0, cols, panel); break;
+        case 2: block<2>(x, add, bias, y, r, n0, cols, panel); break;
+        case 3: block<3>(x, add, bias, y, r, n0, cols, panel); break;
+#if defined(CPU_CAPABILITY_AVX512)
+        case 4: block<4>(x, add, bias, y, r, n0, cols, panel); break;
+        case 5: block<5>(x, add, bias, y, r, n0, cols, panel); break;
+        case 6: block<6>(x, add, bias, y, r, n0, cols, panel); break;
+        case 7: block<7>(x, add, bias, y, r, n0, cols, panel); break;
+#endif
+        default: TORCH_CHECK(false, "rnnlab native: row block");
+      }
     }
-    if (bias.has_value()) {
-      at::add_out(buffer_, other, *bias);
-    } else {
-      buffer_.copy_(other);
-    }
-    buffer_.addmm_(x, w_.t());
-    return buffer_;
   }
 
  private:
-  Tensor w_;
-  bool onednn_;
-  Tensor packed_;  // w in oneDNN's layout
-  Tensor buffer_;  // (rows, N): the BLAS path's output
+  template <int64_t M>
+  void block(const T* x, const T* add, const T* bias, T* y, int64_t r, int64_t n0, int64_t cols, const T* panel) const {
+    Vec<T> acc[M][NR];
+    int64_t count[NR];  // how many of each vector's columns exist (the last panel may end early)
+    for (int64_t v = 0; v < NR; ++v) count[v] = std::clamp<int64_t>(cols - v * V, 0, V);
+    for (int64_t m = 0; m < M; ++m) {
+      for (int64_t v = 0; v < NR; ++v) {
+        Vec<T> a(0);
+        if (count[v] > 0) {
+          const int64_t at_ = (r + m) * N_ + n0 + v * V;
+          if (add != nullptr) a = load(add + at_, count[v]);
+          if (bias != nullptr) a = a + load(bias + n0 + v * V, count[v]);
+        }
+        acc[m][v] = a;
+      }
+    }
+    const T* xr = x + r * K_;
+    for (int64_t k = 0; k < K_; ++k) {
+      Vec<T> w[NR];
+      for (int64_t v = 0; v < NR; ++v) w[v] = Vec<T>::loadu(panel + k * P + v * V);
+      for (int64_t m = 0; m < M; ++m) {
+        const Vec<T> xb(xr[m * K_ + k]);
+        for (int64_t v = 0; v < NR; ++v) acc[m][v] = at::vec::fmadd(xb, w[v], acc[m][v]);
+      }
+    }
+    for (int64_t m = 0; m < M; ++m) {
+      for (int64_t v = 0; v < NR; ++v) {
+        if (count[v] > 0) acc[m][v].store(y + (r + m) * N_ + n0 + v * V, count[v]);
+      }
+    }
+  }
+
+  int64_t N_, K_, panels_;
+  Tensor packed_;  // (panels, K, P)
+};
+
+// A layer's walk over its steps: each thread owns rows of the batch for the whole sequence and forms
+// their step products itself (RowGemm), then the cell pass over the same rows; one parallel region
+// for the whole walk, no hand-over between threads per step (rows never depend on other rows). On
+// this 2-core CPU this ran the step products at 280-430 GFLOP/s where one library call per step
+// (oneDNN with prepacked weights, or ATen's BLAS) reached 75-400, the most at the largest sizes
+// (benchmarks/recurrent_speed.py). w (N, K) is the same at every step.
+template <typename T>
+class Steps {
+ public:
+  Steps(const Tensor& w, int64_t B) : gemm_(w), N_(w.size(0)), K_(w.size(1)), B_(B) {}
+
+  // for t = 0 ... steps-1: a = x3[t] w^T (+ bias) (+ add3[t]) (B, N), then cell(t, b, a + b N) for
+  // every row b. x3 (>= steps, B, K), add3 (steps, B, N).
+  template <typename Cell>
+  void forward(int64_t steps, const Tensor& x3, const std::optional<Tensor>& add3, const std::optional<Tensor>& bias,
+               const Cell& cell) const {
+    Tensor pre = at::empty({B_, N_}, x3.options());
+    T* a = pre.data_ptr<T>();
+    const T* x = x3.const_data_ptr<T>();
+    const T* add = add3.has_value() ? add3->const_data_ptr<T>() : nullptr;
+    const T* bias_ = bias.has_value() ? bias->const_data_ptr<T>() : nullptr;
+    at::parallel_for(0, B_, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t t = 0; t < steps; ++t) {
+        gemm_(x + t * B_ * K_, add == nullptr ? nullptr : add + t * B_ * N_, bias_, a, lo, hi);
+        for (int64_t b = lo; b < hi; ++b) cell(t, b, a + b * N_);
+      }
+    });
+  }
+
+  // for t = steps-1 ... 0: cell(t, b, dh + b N, dp + b N) for every row b, given dL/dh_t (dh) and
+  // writing the part of dL/dh_{t-1} that does not pass through the product (dp), then
+  // dh = dp + x3[t] w^T. Here w is W_hh^T (H, G), x3 (steps, B, G) what the product reads
+  // (dL/d(pre-activation)); d_h (B, H): dL/dh_T in, dL/dh_0 out.
+  template <typename Cell>
+  void backward(int64_t steps, const Tensor& x3, Tensor& d_h, const Cell& cell) const {
+    Tensor d_prev = at::empty_like(d_h);
+    T *dp = d_prev.data_ptr<T>(), *dh = d_h.data_ptr<T>();
+    const T* x = x3.const_data_ptr<T>();
+    at::parallel_for(0, B_, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t t = steps - 1; t >= 0; --t) {
+        for (int64_t b = lo; b < hi; ++b) cell(t, b, dh + b * N_, dp + b * N_);
+        gemm_(x + t * B_ * K_, dp, nullptr, dh, lo, hi);
+      }
+    });
+  }
+
+ private:
+  RowGemm<T> gemm_;
+  int64_t N_, K_, B_;
 };
 
 // ------------------------------------------------------------------------------------------ LSTM
 
 template <typename T>
 void lstm_forward_impl(const Tensor& xw, const Tensor& w_hh, const std::optional<Tensor>& b_hh,
-                       const std::optional<Tensor>& peep, const std::optional<Tensor>& mask, bool onednn, Tensor& hs,
+                       const std::optional<Tensor>& peep, const std::optional<Tensor>& mask, Tensor& hs,
                        Tensor& cs, Tensor& gates, Tensor& tanh_c, Tensor& out) {
   const int64_t steps = xw.size(0), B = xw.size(1), H = hs.size(2);
-  Gemm gemm(w_hh, B, onednn);
   const T* pi = peep.has_value() ? peep->const_data_ptr<T>() : nullptr;  // (3, H): p_i, p_f, p_o
   const T* m = mask.has_value() ? mask->const_data_ptr<T>() : nullptr;
-  for (int64_t t = 0; t < steps; ++t) {
-    const Tensor pre = gemm(hs.select(0, t), b_hh, xw.select(0, t));  // (B, 4H) = xw_t + W_hh h + b_hh
-    const T* a_t = pre.const_data_ptr<T>();
-    const T* c_prev = cs.const_data_ptr<T>() + t * B * H;
-    const T* h_prev = hs.const_data_ptr<T>() + t * B * H;
-    T* c_new = cs.data_ptr<T>() + (t + 1) * B * H;
-    T* h_new = hs.data_ptr<T>() + (t + 1) * B * H;
-    T* g_t = gates.data_ptr<T>() + t * B * 4 * H;
-    T* tc_t = tanh_c.data_ptr<T>() + t * B * H;
-    T* o_t = out.data_ptr<T>() + t * B * H;
-    rows(B, 4 * H, [&](int64_t b) {
-      const int64_t r = b * H, r4 = b * 4 * H;
-      if (m != nullptr && m[t * B + b] == T(0)) {  // padding: carry the state, output 0
-        std::copy(h_prev + r, h_prev + r + H, h_new + r);
-        std::copy(c_prev + r, c_prev + r + H, c_new + r);
-        std::fill(o_t + r, o_t + r + H, T(0));
-        return;
+  T *hs_ = hs.data_ptr<T>(), *cs_ = cs.data_ptr<T>(), *gates_ = gates.data_ptr<T>();
+  T *tanh_c_ = tanh_c.data_ptr<T>(), *out_ = out.data_ptr<T>();
+  // a (4H) = xw_t + W_hh h_{t-1} + b_hh for row b of step t
+  Steps<T>(w_hh, B).forward(steps, hs, xw, b_hh, [&](int64_t t, int64_t b, const T* a) {
+    const int64_t r = (t * B + b) * H;  // row b of step t in (T, B, H); of step t + 1 in hs, cs: r + B H
+    const T *c_prev = cs_ + r, *h_prev = hs_ + r;
+    T *c_new = cs_ + r + B * H, *h_new = hs_ + r + B * H, *o_t = out_ + r, *tc_t = tanh_c_ + r;
+    T* g_t = gates_ + 4 * r;
+    if (m != nullptr && m[t * B + b] == T(0)) {  // padding: carry the state, output 0
+      std::copy(h_prev, h_prev + H, h_new);
+      std::copy(c_prev, c_prev + H, c_new);
+      std::fill(o_t, o_t + H, T(0));
+      return;
+    }
+    lanes<T>(H, [&](int64_t j, int64_t n) {
+      const Vec<T> cp = load(c_prev + j, n);
+      Vec<T> ai = load(a + j, n), af = load(a + H + j, n), ao = load(a + 3 * H + j, n);
+      const Vec<T> ag = load(a + 2 * H + j, n);
+      if (pi != nullptr) {
+        ai = ai + load(pi + j, n) * cp;
+        af = af + load(pi + H + j, n) * cp;
       }
-      lanes<T>(H, [&](int64_t j, int64_t n) {
-        const T* a = a_t + r4 + j;
-        const Vec<T> cp = load(c_prev + r + j, n);
-        Vec<T> ai = load(a, n), af = load(a + H, n), ao = load(a + 3 * H, n);
-        const Vec<T> ag = load(a + 2 * H, n);
-        if (pi != nullptr) {
-          ai = ai + load(pi + j, n) * cp;
-          af = af + load(pi + H + j, n) * cp;
-        }
-        const Vec<T> i = sigmoid(ai), f = sigmoid(af), g = ag.tanh();
-        const Vec<T> c = f * cp + i * g;
-        if (pi != nullptr) ao = ao + load(pi + 2 * H + j, n) * c;
-        const Vec<T> o = sigmoid(ao), tc = c.tanh(), h = o * tc;
-        T* gg = g_t + r4 + j;
-        i.store(gg, n);
-        f.store(gg + H, n);
-        g.store(gg + 2 * H, n);
-        o.store(gg + 3 * H, n);
-        c.store(c_new + r + j, n);
-        tc.store(tc_t + r + j, n);
-        h.store(h_new + r + j, n);
-        h.store(o_t + r + j, n);
-      });
+      const Vec<T> i = sigmoid(ai), f = sigmoid(af), g = ag.tanh();
+      const Vec<T> c = f * cp + i * g;
+      if (pi != nullptr) ao = ao + load(pi + 2 * H + j, n) * c;
+      const Vec<T> o = sigmoid(ao), tc = c.tanh(), h = o * tc;
+      T* gg = g_t + j;
+      i.store(gg, n);
+      f.store(gg + H, n);
+      g.store(gg + 2 * H, n);
+      o.store(gg + 3 * H, n);
+      c.store(c_new + j, n);
+      tc.store(tc_t + j, n);
+      h.store(h_new + j, n);
+      h.store(o_t + j, n);
     });
-  }
+  });
 }
 
 // -> (out (T, B, H), hs (T+1, B, H), cs (T+1, B, H), gates (T, B, 4H) = i, f, g, o, tanh_c (T, B, H))
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_forward(const Tensor& xw, const Tensor& h0, const Tensor& c0,
                                                                const Tensor& w_hh, const std::optional<Tensor>& b_hh,
                                                                const std::optional<Tensor>& peep,
-                                                               const std::optional<Tensor>& mask, bool onednn) {
+                                                               const std::optional<Tensor>& mask) {
   check(xw, h0, w_hh, 4);
   const int64_t steps = xw.size(0), B = xw.size(1), H = h0.size(1);
   Tensor hs = Pool::empty({steps + 1, B, H}, xw.options()), cs = Pool::empty({steps + 1, B, H}, xw.options());
@@ -244,71 +323,65 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_forward(const Tensor& xw
   Tensor gates = Pool::empty({steps, B, 4 * H}, xw.options()), tanh_c = Pool::empty({steps, B, H}, xw.options());
   Tensor out = Pool::empty({steps, B, H}, xw.options());
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnlab_lstm_forward", [&] {
-    lstm_forward_impl<scalar_t>(xw, w_hh, b_hh, peep, mask, onednn, hs, cs, gates, tanh_c, out);
+    lstm_forward_impl<scalar_t>(xw, w_hh, b_hh, peep, mask, hs, cs, gates, tanh_c, out);
   });
   return {out, hs, cs, gates, tanh_c};
 }
 
 template <typename T>
 void lstm_backward_impl(const Tensor& d_out, const Tensor& w_hh, const std::optional<Tensor>& peep,
-                        const std::optional<Tensor>& mask, bool onednn, const Tensor& cs, const Tensor& gates,
+                        const std::optional<Tensor>& mask, const Tensor& cs, const Tensor& gates,
                         const Tensor& tanh_c, Tensor& d_a, Tensor& d_h, Tensor& d_c) {
   const int64_t steps = d_out.size(0), B = d_out.size(1), H = d_h.size(1);
-  Gemm gemm(w_hh.t().contiguous(), B, onednn);  // (H, 4H)
   const T* pi = peep.has_value() ? peep->const_data_ptr<T>() : nullptr;
   const T* m = mask.has_value() ? mask->const_data_ptr<T>() : nullptr;
-  Tensor d_prev = at::empty_like(d_h);
+  const T *d_out_ = d_out.const_data_ptr<T>(), *gates_ = gates.const_data_ptr<T>(), *tanh_c_ = tanh_c.const_data_ptr<T>();
+  const T* cs_ = cs.const_data_ptr<T>();
+  T *d_a_ = d_a.data_ptr<T>(), *dc_ = d_c.data_ptr<T>();
   const Vec<T> one(1);
-  for (int64_t t = steps - 1; t >= 0; --t) {
-    const T* dout_t = d_out.const_data_ptr<T>() + t * B * H;
-    const T* g_t = gates.const_data_ptr<T>() + t * B * 4 * H;
-    const T* tc_t = tanh_c.const_data_ptr<T>() + t * B * H;
-    const T* c_prev = cs.const_data_ptr<T>() + t * B * H;
-    T* da_t = d_a.data_ptr<T>() + t * B * 4 * H;
-    const T* dh = d_h.const_data_ptr<T>();
-    T* dc = d_c.data_ptr<T>();
-    T* dp = d_prev.data_ptr<T>();
-    rows(B, 8 * H, [&](int64_t b) {
-      const int64_t r = b * H, r4 = b * 4 * H;
-      if (m != nullptr && m[t * B + b] == T(0)) {  // padding: the state's gradient passes through
-        std::fill(da_t + r4, da_t + r4 + 4 * H, T(0));
-        std::copy(dh + r, dh + r + H, dp + r);
-        return;
-      }
-      lanes<T>(H, [&](int64_t j, int64_t n) {
-        const T* gg = g_t + r4 + j;
-        const Vec<T> i = load(gg, n), f = load(gg + H, n), g = load(gg + 2 * H, n), o = load(gg + 3 * H, n);
-        const Vec<T> tc = load(tc_t + r + j, n), cp = load(c_prev + r + j, n);
-        const Vec<T> dhn = load(dh + r + j, n) + load(dout_t + r + j, n);  // h_t is the output too
-        const Vec<T> d_ao = dhn * tc * o * (one - o);
-        Vec<T> dct = load(dc + r + j, n) + dhn * o * (one - tc * tc);  // c_t feeds h_t and c_{t+1}
-        if (pi != nullptr) dct = dct + d_ao * load(pi + 2 * H + j, n);  // ... and o_t
-        const Vec<T> d_ai = dct * g * i * (one - i);
-        const Vec<T> d_af = dct * cp * f * (one - f);
-        const Vec<T> d_ag = dct * i * (one - g * g);
-        T* da = da_t + r4 + j;
-        d_ai.store(da, n);
-        d_af.store(da + H, n);
-        d_ag.store(da + 2 * H, n);
-        d_ao.store(da + 3 * H, n);
-        Vec<T> dcp = dct * f;
-        if (pi != nullptr) dcp = dcp + d_ai * load(pi + j, n) + d_af * load(pi + H + j, n);
-        dcp.store(dc + r + j, n);
-        Vec<T>(0).store(dp + r + j, n);
-      });
+  // dL/dh_{t-1} = dp + dL/da_t W_hh
+  Steps<T>(w_hh.t().contiguous(), B).backward(steps, d_a, d_h, [&](int64_t t, int64_t b, const T* dh, T* dp) {
+    const int64_t r = (t * B + b) * H;
+    const T *dout_t = d_out_ + r, *g_t = gates_ + 4 * r, *tc_t = tanh_c_ + r, *c_prev = cs_ + r;
+    T* da_t = d_a_ + 4 * r;
+    T* dc = dc_ + b * H;
+    if (m != nullptr && m[t * B + b] == T(0)) {  // padding: the state's gradient passes through
+      std::fill(da_t, da_t + 4 * H, T(0));
+      std::copy(dh, dh + H, dp);
+      return;
+    }
+    lanes<T>(H, [&](int64_t j, int64_t n) {
+      const T* gg = g_t + j;
+      const Vec<T> i = load(gg, n), f = load(gg + H, n), g = load(gg + 2 * H, n), o = load(gg + 3 * H, n);
+      const Vec<T> tc = load(tc_t + j, n), cp = load(c_prev + j, n);
+      const Vec<T> dhn = load(dh + j, n) + load(dout_t + j, n);  // h_t is the output too
+      const Vec<T> d_ao = dhn * tc * o * (one - o);
+      Vec<T> dct = load(dc + j, n) + dhn * o * (one - tc * tc);  // c_t feeds h_t and c_{t+1}
+      if (pi != nullptr) dct = dct + d_ao * load(pi + 2 * H + j, n);  // ... and o_t
+      const Vec<T> d_ai = dct * g * i * (one - i);
+      const Vec<T> d_af = dct * cp * f * (one - f);
+      const Vec<T> d_ag = dct * i * (one - g * g);
+      T* da = da_t + j;
+      d_ai.store(da, n);
+      d_af.store(da + H, n);
+      d_ag.store(da + 2 * H, n);
+      d_ao.store(da + 3 * H, n);
+      Vec<T> dcp = dct * f;
+      if (pi != nullptr) dcp = dcp + d_ai * load(pi + j, n) + d_af * load(pi + H + j, n);
+      dcp.store(dc + j, n);
+      Vec<T>(0).store(dp + j, n);
     });
-    d_h = gemm(d_a.select(0, t), std::nullopt, d_prev);  // dL/dh_{t-1} = the above + dL/da_t W_hh
-  }
+  });
 }
 
 // -> (dL/da (T, B, 4H): dL/dxw and dL/dhw alike, dL/dh_0, dL/dc_0)
 std::tuple<Tensor, Tensor, Tensor> lstm_backward(const Tensor& d_out, const Tensor& d_hT, const Tensor& d_cT,
                                                  const Tensor& w_hh, const std::optional<Tensor>& peep,
-                                                 const std::optional<Tensor>& mask, bool onednn, const Tensor& cs,
+                                                 const std::optional<Tensor>& mask, const Tensor& cs,
                                                  const Tensor& gates, const Tensor& tanh_c) {
   Tensor d_a = Pool::empty(gates.sizes(), gates.options()), d_h = d_hT.clone(), d_c = d_cT.clone();
   AT_DISPATCH_FLOATING_TYPES(d_out.scalar_type(), "rnnlab_lstm_backward", [&] {
-    lstm_backward_impl<scalar_t>(d_out.contiguous(), w_hh, peep, mask, onednn, cs, gates, tanh_c, d_a, d_h, d_c);
+    lstm_backward_impl<scalar_t>(d_out.contiguous(), w_hh, peep, mask, cs, gates, tanh_c, d_a, d_h, d_c);
   });
   return {d_a, d_h, d_c};
 }
@@ -360,78 +433,68 @@ inline std::pair<T, T> row_sums(int64_t n_features, const F& f) {  // sums over 
 
 template <typename T>
 void lnlstm_forward_impl(const Tensor& xw, const Tensor& w_hh, const Tensor& norm, double eps, const std::optional<Tensor>& mask,
-                         bool onednn, Tensor& hs, Tensor& cs, Tensor& gates, Tensor& xhat_h, Tensor& rstd_h,
+                         Tensor& hs, Tensor& cs, Tensor& gates, Tensor& xhat_h, Tensor& rstd_h,
                          Tensor& xhat_c, Tensor& rstd_c, Tensor& tanh_c, Tensor& out) {
   const int64_t steps = xw.size(0), B = xw.size(1), H = hs.size(2), G = 4 * H;
-  Gemm gemm(w_hh, B, onednn);
-  const Tensor none = at::zeros({B, G}, xw.options());
   const T* gamma_h = norm.const_data_ptr<T>();  // norm: (gamma_h (4H), b_hh (4H), gamma_c (H), beta_c (H))
   const T* beta_h = gamma_h + G;
   const T* gamma_c = gamma_h + 2 * G;
   const T* beta_c = gamma_c + H;
   const T* m = mask.has_value() ? mask->const_data_ptr<T>() : nullptr;
-  for (int64_t t = 0; t < steps; ++t) {
-    const Tensor hw = gemm(hs.select(0, t), std::nullopt, none);  // (B, 4H) = W_hh h_{t-1}
-    const T* x_t = xw.const_data_ptr<T>() + t * B * G;
-    const T* hw_t = hw.const_data_ptr<T>();
-    const T* c_prev = cs.const_data_ptr<T>() + t * B * H;
-    const T* h_prev = hs.const_data_ptr<T>() + t * B * H;
-    T* c_new = cs.data_ptr<T>() + (t + 1) * B * H;
-    T* h_new = hs.data_ptr<T>() + (t + 1) * B * H;
-    T* g_t = gates.data_ptr<T>() + t * B * G;
-    T* xh_t = xhat_h.data_ptr<T>() + t * B * G;
-    T* xc_t = xhat_c.data_ptr<T>() + t * B * H;
-    T* tc_t = tanh_c.data_ptr<T>() + t * B * H;
-    T* o_t = out.data_ptr<T>() + t * B * H;
-    T* rh_t = rstd_h.data_ptr<T>() + t * B;
-    T* rc_t = rstd_c.data_ptr<T>() + t * B;
-    rows(B, 6 * G, [&](int64_t b) {
-      const int64_t r = b * H, r4 = b * G;
-      if (m != nullptr && m[t * B + b] == T(0)) {
-        std::copy(h_prev + r, h_prev + r + H, h_new + r);
-        std::copy(c_prev + r, c_prev + r + H, c_new + r);
-        std::fill(o_t + r, o_t + r + H, T(0));
-        std::fill(xh_t + r4, xh_t + r4 + G, T(0));  // read by the norms' parameter gradients (times a zero)
-        std::fill(xc_t + r, xc_t + r + H, T(0));
-        rh_t[b] = T(0);
-        rc_t[b] = T(0);
-        return;
-      }
-      const auto [mean_h, inv_h] = row_moments<T>(hw_t + r4, G, eps);
-      rh_t[b] = inv_h;
-      lanes<T>(G, [&](int64_t j, int64_t n) {  // the normalised hidden product, then a = xw + gamma LN(hw) + b
-        const Vec<T> xh = (load(hw_t + r4 + j, n) - Vec<T>(mean_h)) * Vec<T>(inv_h);
-        xh.store(xh_t + r4 + j, n);
-        (load(x_t + r4 + j, n) + load(gamma_h + j, n) * xh + load(beta_h + j, n)).store(g_t + r4 + j, n);
-      });
-      lanes<T>(H, [&](int64_t j, int64_t n) {  // gates (in place of a) and the cell
-        T* gg = g_t + r4 + j;
-        const Vec<T> i = sigmoid(load(gg, n)), f = sigmoid(load(gg + H, n)), g = load(gg + 2 * H, n).tanh();
-        const Vec<T> o = sigmoid(load(gg + 3 * H, n));
-        i.store(gg, n);
-        f.store(gg + H, n);
-        g.store(gg + 2 * H, n);
-        o.store(gg + 3 * H, n);
-        (f * load(c_prev + r + j, n) + i * g).store(c_new + r + j, n);
-      });
-      const auto [mean_c, inv_c] = row_moments<T>(c_new + r, H, eps);
-      rc_t[b] = inv_c;
-      lanes<T>(H, [&](int64_t j, int64_t n) {
-        const Vec<T> xc = (load(c_new + r + j, n) - Vec<T>(mean_c)) * Vec<T>(inv_c);
-        const Vec<T> tc = (load(gamma_c + j, n) * xc + load(beta_c + j, n)).tanh();
-        const Vec<T> h = load(g_t + r4 + 3 * H + j, n) * tc;
-        xc.store(xc_t + r + j, n);
-        tc.store(tc_t + r + j, n);
-        h.store(h_new + r + j, n);
-        h.store(o_t + r + j, n);
-      });
+  const T* xw_ = xw.const_data_ptr<T>();
+  T *hs_ = hs.data_ptr<T>(), *cs_ = cs.data_ptr<T>(), *gates_ = gates.data_ptr<T>(), *xhat_h_ = xhat_h.data_ptr<T>();
+  T *xhat_c_ = xhat_c.data_ptr<T>(), *tanh_c_ = tanh_c.data_ptr<T>(), *out_ = out.data_ptr<T>();
+  T *rstd_h_ = rstd_h.data_ptr<T>(), *rstd_c_ = rstd_c.data_ptr<T>();
+  // hw (4H) = W_hh h_{t-1} for row b of step t
+  Steps<T>(w_hh, B).forward(steps, hs, std::nullopt, std::nullopt, [&](int64_t t, int64_t b, const T* hw) {
+    const int64_t r = (t * B + b) * H, r4 = 4 * r;
+    const T *c_prev = cs_ + r, *h_prev = hs_ + r, *x_t = xw_ + r4;
+    T *c_new = cs_ + r + B * H, *h_new = hs_ + r + B * H, *g_t = gates_ + r4, *xh_t = xhat_h_ + r4;
+    T *xc_t = xhat_c_ + r, *tc_t = tanh_c_ + r, *o_t = out_ + r;
+    if (m != nullptr && m[t * B + b] == T(0)) {
+      std::copy(h_prev, h_prev + H, h_new);
+      std::copy(c_prev, c_prev + H, c_new);
+      std::fill(o_t, o_t + H, T(0));
+      std::fill(xh_t, xh_t + G, T(0));  // read by the norms' parameter gradients (times a zero)
+      std::fill(xc_t, xc_t + H, T(0));
+      rstd_h_[t * B + b] = T(0);
+      rstd_c_[t * B + b] = T(0);
+      return;
+    }
+    const auto [mean_h, inv_h] = row_moments<T>(hw, G, eps);
+    rstd_h_[t * B + b] = inv_h;
+    lanes<T>(G, [&](int64_t j, int64_t n) {  // the normalised hidden then a = xw + gamma LN(hw) + b
+      const Vec<T> xh = (load(hw + j, n) - Vec<T>(mean_h)) * Vec<T>(inv_h);
+      xh.store(xh_t + j, n);
+      (load(x_t + j, n) + load(gamma_h + j, n) * xh + load(beta_h + j, n)).store(g_t + j, n);
     });
-  }
+    lanes<T>(H, [&](int64_t j, int64_t n) {  // gates (in place of a) and the cell
+      T* gg = g_t + j;
+      const Vec<T> i = sigmoid(load(gg, n)), f = sigmoid(load(gg + H, n)), g = load(gg + 2 * H, n).tanh();
+      const Vec<T> o = sigmoid(load(gg + 3 * H, n));
+      i.store(gg, n);
+      f.store(gg + H, n);
+      g.store(gg + 2 * H, n);
+      o.store(gg + 3 * H, n);
+      (f * load(c_prev + j, n) + i * g).store(c_new + j, n);
+    });
+    const auto [mean_c, inv_c] = row_moments<T>(c_new, H, eps);
+    rstd_c_[t * B + b] = inv_c;
+    lanes<T>(H, [&](int64_t j, int64_t n) {
+      const Vec<T> xc = (load(c_new + j, n) - Vec<T>(mean_c)) * Vec<T>(inv_c);
+      const Vec<T> tc = (load(gamma_c + j, n) * xc + load(beta_c + j, n)).tanh();
+      const Vec<T> h = load(g_t + 3 * H + j, n) * tc;
+      xc.store(xc_t + j, n);
+      tc.store(tc_t + j, n);
+      h.store(h_new + j, n);
+      h.store(o_t + j, n);
+    });
+  });
 }
 
 // -> (out, hs, cs, gates (i, f, g, o), xhat_h (T, B, 4H), rstd_h (T, B), xhat_c (T, B, H), rstd_c (T, B), tanh_c)
 std::vector<Tensor> lnlstm_forward(const Tensor& xw, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
-                                   const Tensor& norm, double eps, const std::optional<Tensor>& mask, bool onednn) {
+                                   const Tensor& norm, double eps, const std::optional<Tensor>& mask) {
   check(xw, h0, w_hh, 4);
   const int64_t steps = xw.size(0), B = xw.size(1), H = h0.size(1);
   const auto o = xw.options();
@@ -442,7 +505,7 @@ std::vector<Tensor> lnlstm_forward(const Tensor& xw, const Tensor& h0, const Ten
   Tensor rstd_h = at::empty({steps, B}, o), rstd_c = at::empty({steps, B}, o);
   Tensor xhat_c = Pool::empty({steps, B, H}, o), tanh_c = Pool::empty({steps, B, H}, o), out = Pool::empty({steps, B, H}, o);
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnlab_lnlstm_forward", [&] {
-    lnlstm_forward_impl<scalar_t>(xw, w_hh, norm.contiguous(), eps, mask, onednn, hs, cs, gates, xhat_h, rstd_h, xhat_c,
+    lnlstm_forward_impl<scalar_t>(xw, w_hh, norm.contiguous(), eps, mask, hs, cs, gates, xhat_h, rstd_h, xhat_c,
                                   rstd_c, tanh_c, out);
   });
   return {out, hs, cs, gates, xhat_h, rstd_h, xhat_c, rstd_c, tanh_c};
@@ -450,7 +513,7 @@ std::vector<Tensor> lnlstm_forward(const Tensor& xw, const Tensor& h0, const Ten
 
 template <typename T>
 void lnlstm_backward_impl(const Tensor& d_out, const Tensor& w_hh, const Tensor& norm, const std::optional<Tensor>& mask,
-                          bool onednn, const Tensor& cs, const Tensor& gates, const Tensor& xhat_h, const Tensor& rstd_h,
+                          const Tensor& cs, const Tensor& gates, const Tensor& xhat_h, const Tensor& rstd_h,
                           const Tensor& xhat_c, const Tensor& rstd_c, const Tensor& tanh_c, Tensor& d_a, Tensor& d_hw,
                           Tensor& d_norm, Tensor& d_h, Tensor& d_c) {
   const int64_t steps = d_out.size(0), B = d_out.size(1), H = d_h.size(1), G = 4 * H, N = 2 * G + 2 * H;
@@ -460,91 +523,80 @@ void lnlstm_backward_impl(const Tensor& d_out, const Tensor& w_hh, const Tensor&
   const T* gamma_h = norm.const_data_ptr<T>();
   const T* gamma_c = gamma_h + 2 * G;
   const T* m = mask.has_value() ? mask->const_data_ptr<T>() : nullptr;
-  Gemm gemm(w_hh.t().contiguous(), B, onednn);  // (H, 4H)
-  Tensor d_prev = at::empty_like(d_h);
+  const T *d_out_ = d_out.const_data_ptr<T>(), *gates_ = gates.const_data_ptr<T>(), *xhat_h_ = xhat_h.const_data_ptr<T>();
+  const T *xhat_c_ = xhat_c.const_data_ptr<T>(), *tanh_c_ = tanh_c.const_data_ptr<T>(), *cs_ = cs.const_data_ptr<T>();
+  const T *rstd_h_ = rstd_h.const_data_ptr<T>(), *rstd_c_ = rstd_c.const_data_ptr<T>();
+  T *d_a_ = d_a.data_ptr<T>(), *d_hw_ = d_hw.data_ptr<T>(), *acc_ = acc.data_ptr<T>(), *dl_ = d_lnc.data_ptr<T>();
+  T* dc_ = d_c.data_ptr<T>();
   const Vec<T> one(1);
-  for (int64_t t = steps - 1; t >= 0; --t) {
-    const T* dout_t = d_out.const_data_ptr<T>() + t * B * H;
-    const T* g_t = gates.const_data_ptr<T>() + t * B * G;
-    const T* xh_t = xhat_h.const_data_ptr<T>() + t * B * G;
-    const T* xc_t = xhat_c.const_data_ptr<T>() + t * B * H;
-    const T* tc_t = tanh_c.const_data_ptr<T>() + t * B * H;
-    const T* c_prev = cs.const_data_ptr<T>() + t * B * H;
-    T* da_t = d_a.data_ptr<T>() + t * B * G;
-    T* dhw_t = d_hw.data_ptr<T>() + t * B * G;
-    T* dl_t = d_lnc.data_ptr<T>();
-    T* acc_t = acc.data_ptr<T>();
-    const T* rh_t = rstd_h.const_data_ptr<T>() + t * B;
-    const T* rc_t = rstd_c.const_data_ptr<T>() + t * B;
-    const T* dh = d_h.const_data_ptr<T>();
-    T* dc = d_c.data_ptr<T>();
-    T* dp = d_prev.data_ptr<T>();
-    rows(B, 8 * G, [&](int64_t b) {
-      const int64_t r = b * H, r4 = b * G;
-      if (m != nullptr && m[t * B + b] == T(0)) {
-        std::fill(da_t + r4, da_t + r4 + G, T(0));
-        std::fill(dhw_t + r4, dhw_t + r4 + G, T(0));
-        std::copy(dh + r, dh + r + H, dp + r);
-        return;
-      }
-      T* gh = acc_t + b * N;  // this row's sums: gamma_h, b_hh (4H each), gamma_c, beta_c (H each)
-      T* gc = gh + 2 * G;
-      // dL/d LN(c), and the two sums of LN's backward
-      const auto [s1, s2] = row_sums<T>(H, [&](int64_t j, int64_t n) {
-        const Vec<T> o = load(g_t + r4 + 3 * H + j, n), tc = load(tc_t + r + j, n);
-        const Vec<T> dl = (load(dh + r + j, n) + load(dout_t + r + j, n)) * o * (one - tc * tc);
-        dl.store(dl_t + r + j, n);
-        at::vec::fmadd(dl, load(xc_t + r + j, n), load(gc + j, n)).store(gc + j, n);
-        (load(gc + H + j, n) + dl).store(gc + H + j, n);
-        const Vec<T> dx = dl * load(gamma_c + j, n);
-        return std::pair<Vec<T>, Vec<T>>{dx, dx * load(xc_t + r + j, n)};
-      });
-      const T inv_c = rc_t[b];
-      const T mean1 = s1 / T(H), mean2 = s2 / T(H);
-      lanes<T>(H, [&](int64_t j, int64_t n) {
-        const T* gg = g_t + r4 + j;
-        const Vec<T> i = load(gg, n), f = load(gg + H, n), g = load(gg + 2 * H, n), o = load(gg + 3 * H, n);
-        const Vec<T> dhn = load(dh + r + j, n) + load(dout_t + r + j, n);
-        const Vec<T> dx = load(dl_t + r + j, n) * load(gamma_c + j, n);
-        const Vec<T> dc_norm = Vec<T>(inv_c) * (dx - Vec<T>(mean1) - load(xc_t + r + j, n) * Vec<T>(mean2));
-        const Vec<T> dct = load(dc + r + j, n) + dc_norm;  // c_t feeds LN(c_t) and c_{t+1}
-        T* da = da_t + r4 + j;
-        (dct * g * i * (one - i)).store(da, n);
-        (dct * load(c_prev + r + j, n) * f * (one - f)).store(da + H, n);
-        (dct * i * (one - g * g)).store(da + 2 * H, n);
-        (dhn * load(tc_t + r + j, n) * o * (one - o)).store(da + 3 * H, n);
-        (dct * f).store(dc + r + j, n);
-        Vec<T>(0).store(dp + r + j, n);
-      });
-      // through a = ... + gamma_h LN(hw): dL/dhw
-      const auto [s3, s4] = row_sums<T>(G, [&](int64_t j, int64_t n) {
-        const Vec<T> dx = load(da_t + r4 + j, n) * load(gamma_h + j, n);
-        return std::pair<Vec<T>, Vec<T>>{dx, dx * load(xh_t + r4 + j, n)};
-      });
-      const T inv_h = rh_t[b];
-      const T mean3 = s3 / T(G), mean4 = s4 / T(G);
-      lanes<T>(G, [&](int64_t j, int64_t n) {
-        const Vec<T> da = load(da_t + r4 + j, n), xh = load(xh_t + r4 + j, n);
-        const Vec<T> dx = da * load(gamma_h + j, n);
-        (Vec<T>(inv_h) * (dx - Vec<T>(mean3) - xh * Vec<T>(mean4))).store(dhw_t + r4 + j, n);
-        at::vec::fmadd(da, xh, load(gh + j, n)).store(gh + j, n);
-        (load(gh + G + j, n) + da).store(gh + G + j, n);
-      });
+  // dL/dh_{t-1} = dp + dL/dhw_t W_hh
+  Steps<T>(w_hh.t().contiguous(), B).backward(steps, d_hw, d_h, [&](int64_t t, int64_t b, const T* dh, T* dp) {
+    const int64_t r = (t * B + b) * H, r4 = 4 * r;
+    const T *dout_t = d_out_ + r, *g_t = gates_ + r4, *xh_t = xhat_h_ + r4, *xc_t = xhat_c_ + r, *tc_t = tanh_c_ + r;
+    const T* c_prev = cs_ + r;
+    T *da_t = d_a_ + r4, *dhw_t = d_hw_ + r4, *dl = dl_ + b * H, *dc = dc_ + b * H;
+    if (m != nullptr && m[t * B + b] == T(0)) {
+      std::fill(da_t, da_t + G, T(0));
+      std::fill(dhw_t, dhw_t + G, T(0));
+      std::copy(dh, dh + H, dp);
+      return;
+    }
+    T* gh = acc_ + b * N;  // this row's sums: gamma_h, b_hh (4H each), gamma_c, beta_c (H each)
+    T* gc = gh + 2 * G;
+    // dL/d LN(c), and the two sums of LN's backward
+    const auto [s1, s2] = row_sums<T>(H, [&](int64_t j, int64_t n) {
+      const Vec<T> o = load(g_t + 3 * H + j, n), tc = load(tc_t + j, n);
+      const Vec<T> dlj = (load(dh + j, n) + load(dout_t + j, n)) * o * (one - tc * tc);
+      dlj.store(dl + j, n);
+      at::vec::fmadd(dlj, load(xc_t + j, n), load(gc + j, n)).store(gc + j, n);
+      (load(gc + H + j, n) + dlj).store(gc + H + j, n);
+      const Vec<T> dx = dlj * load(gamma_c + j, n);
+      return std::pair<Vec<T>, Vec<T>>{dx, dx * load(xc_t + j, n)};
     });
-    d_h = gemm(d_hw.select(0, t), std::nullopt, d_prev);
-  }
+    const T inv_c = rstd_c_[t * B + b];
+    const T mean1 = s1 / T(H), mean2 = s2 / T(H);
+    lanes<T>(H, [&](int64_t j, int64_t n) {
+      const T* gg = g_t + j;
+      const Vec<T> i = load(gg, n), f = load(gg + H, n), g = load(gg + 2 * H, n), o = load(gg + 3 * H, n);
+      const Vec<T> dhn = load(dh + j, n) + load(dout_t + j, n);
+      const Vec<T> dx = load(dl + j, n) * load(gamma_c + j, n);
+      const Vec<T> dc_norm = Vec<T>(inv_c) * (dx - Vec<T>(mean1) - load(xc_t + j, n) * Vec<T>(mean2));
+      const Vec<T> dct = load(dc + j, n) + dc_norm;  // c_t feeds LN(c_t) and c_{t+1}
+      T* da = da_t + j;
+      (dct * g * i * (one - i)).store(da, n);
+      (dct * load(c_prev + j, n) * f * (one - f)).store(da + H, n);
+      (dct * i * (one - g * g)).store(da + 2 * H, n);
+      (dhn * load(tc_t + j, n) * o * (one - o)).store(da + 3 * H, n);
+      (dct * f).store(dc + j, n);
+      Vec<T>(0).store(dp + j, n);
+    });
+    // through a = ... + gamma_h LN(hw): dL/dhw
+    const auto [s3, s4] = row_sums<T>(G, [&](int64_t j, int64_t n) {
+      const Vec<T> dx = load(da_t + j, n) * load(gamma_h + j, n);
+      return std::pair<Vec<T>, Vec<T>>{dx, dx * load(xh_t + j, n)};
+    });
+    const T inv_h = rstd_h_[t * B + b];
+    const T mean3 = s3 / T(G), mean4 = s4 / T(G);
+    lanes<T>(G, [&](int64_t j, int64_t n) {
+      const Vec<T> da = load(da_t + j, n), xh = load(xh_t + j, n);
+      const Vec<T> dx = da * load(gamma_h + j, n);
+      (Vec<T>(inv_h) * (dx - Vec<T>(mean3) - xh * Vec<T>(mean4))).store(dhw_t + j, n);
+      at::vec::fmadd(da, xh, load(gh + j, n)).store(gh + j, n);
+      (load(gh + G + j, n) + da).store(gh + G + j, n);
+    });
+  });
   d_norm = acc.sum(0);
 }
 
 // -> (dL/da (T, B, 4H) = dL/dxw, dL/dhw (T, B, 4H), dL/d(gamma_h, b_hh, gamma_c, beta_c) (10H), dL/dh_0, dL/dc_0)
 std::vector<Tensor> lnlstm_backward(const Tensor& d_out, const Tensor& d_hT, const Tensor& d_cT, const Tensor& w_hh,
-                                    const Tensor& norm, const std::optional<Tensor>& mask, bool onednn, const Tensor& cs,
+                                    const Tensor& norm, const std::optional<Tensor>& mask, const Tensor& cs,
                                     const Tensor& gates, const Tensor& xhat_h, const Tensor& rstd_h, const Tensor& xhat_c,
                                     const Tensor& rstd_c, const Tensor& tanh_c) {
   Tensor d_a = Pool::empty(gates.sizes(), gates.options()), d_hw = Pool::empty(gates.sizes(), gates.options());
   Tensor d_norm, d_h = d_hT.clone(), d_c = d_cT.clone();
   AT_DISPATCH_FLOATING_TYPES(d_out.scalar_type(), "rnnlab_lnlstm_backward", [&] {
-    lnlstm_backward_impl<scalar_t>(d_out.contiguous(), w_hh, norm.contiguous(), mask, onednn, cs, gates, xhat_h, rstd_h,
+    lnlstm_backward_impl<scalar_t>(d_out.contiguous(), w_hh, norm.contiguous(), mask, cs, gates, xhat_h, rstd_h,
                                    xhat_c, rstd_c, tanh_c, d_a, d_hw, d_norm, d_h, d_c);
   });
   return {d_a, d_hw, d_norm, d_h, d_c};
@@ -554,53 +606,45 @@ std::vector<Tensor> lnlstm_backward(const Tensor& d_out, const Tensor& d_hT, con
 
 template <typename T>
 void gru_forward_impl(const Tensor& xw, const Tensor& w_hh, const std::optional<Tensor>& b_hh,
-                      const std::optional<Tensor>& mask, bool onednn, Tensor& hs, Tensor& gates, Tensor& h_n,
+                      const std::optional<Tensor>& mask, Tensor& hs, Tensor& gates, Tensor& h_n,
                       Tensor& out) {
   const int64_t steps = xw.size(0), B = xw.size(1), H = hs.size(2);
-  Gemm gemm(w_hh, B, onednn);
-  const Tensor none = at::zeros({B, 3 * H}, xw.options());
   const T* m = mask.has_value() ? mask->const_data_ptr<T>() : nullptr;
-  for (int64_t t = 0; t < steps; ++t) {
-    const Tensor hw = gemm(hs.select(0, t), b_hh, none);  // (B, 3H) = W_hh h + b_hh
-    const T* x_t = xw.const_data_ptr<T>() + t * B * 3 * H;
-    const T* a_t = hw.const_data_ptr<T>();
-    const T* h_prev = hs.const_data_ptr<T>() + t * B * H;
-    T* h_new = hs.data_ptr<T>() + (t + 1) * B * H;
-    T* g_t = gates.data_ptr<T>() + t * B * 3 * H;
-    T* hn_t = h_n.data_ptr<T>() + t * B * H;
-    T* o_t = out.data_ptr<T>() + t * B * H;
-    rows(B, 3 * H, [&](int64_t b) {
-      const int64_t r = b * H, r3 = b * 3 * H;
-      if (m != nullptr && m[t * B + b] == T(0)) {
-        std::copy(h_prev + r, h_prev + r + H, h_new + r);
-        std::fill(o_t + r, o_t + r + H, T(0));
-        return;
-      }
-      lanes<T>(H, [&](int64_t j, int64_t n) {
-        const T* x = x_t + r3 + j;
-        const T* a = a_t + r3 + j;
-        const Vec<T> rr = sigmoid(load(x, n) + load(a, n));
-        const Vec<T> z = sigmoid(load(x + H, n) + load(a + H, n));
-        const Vec<T> hn = load(a + 2 * H, n);
-        const Vec<T> nn = (load(x + 2 * H, n) + rr * hn).tanh();
-        const Vec<T> hp = load(h_prev + r + j, n);
-        const Vec<T> h = nn + z * (hp - nn);
-        T* gg = g_t + r3 + j;
-        rr.store(gg, n);
-        z.store(gg + H, n);
-        nn.store(gg + 2 * H, n);
-        hn.store(hn_t + r + j, n);
-        h.store(h_new + r + j, n);
-        h.store(o_t + r + j, n);
-      });
+  const T* xw_ = xw.const_data_ptr<T>();
+  T *hs_ = hs.data_ptr<T>(), *gates_ = gates.data_ptr<T>(), *h_n_ = h_n.data_ptr<T>(), *out_ = out.data_ptr<T>();
+  // a (3H) = W_hh h_{t-1} + b_hh for row b of step t
+  Steps<T>(w_hh, B).forward(steps, hs, std::nullopt, b_hh, [&](int64_t t, int64_t b, const T* a) {
+    const int64_t r = (t * B + b) * H, r3 = 3 * r;
+    const T *x_t = xw_ + r3, *h_prev = hs_ + r;
+    T *h_new = hs_ + r + B * H, *g_t = gates_ + r3, *hn_t = h_n_ + r, *o_t = out_ + r;
+    if (m != nullptr && m[t * B + b] == T(0)) {
+      std::copy(h_prev, h_prev + H, h_new);
+      std::fill(o_t, o_t + H, T(0));
+      return;
+    }
+    lanes<T>(H, [&](int64_t j, int64_t n) {
+      const T* x = x_t + j;
+      const Vec<T> rr = sigmoid(load(x, n) + load(a + j, n));
+      const Vec<T> z = sigmoid(load(x + H, n) + load(a + H + j, n));
+      const Vec<T> hn = load(a + 2 * H + j, n);
+      const Vec<T> nn = (load(x + 2 * H, n) + rr * hn).tanh();
+      const Vec<T> hp = load(h_prev + j, n);
+      const Vec<T> h = nn + z * (hp - nn);
+      T* gg = g_t + j;
+      rr.store(gg, n);
+      z.store(gg + H, n);
+      nn.store(gg + 2 * H, n);
+      hn.store(hn_t + j, n);
+      h.store(h_new + j, n);
+      h.store(o_t + j, n);
     });
-  }
+  });
 }
 
 // -> (out (T, B, H), hs (T+1, B, H), gates (T, B, 3H) = r, z, n, hw_n (T, B, H) = W_hn h_{t-1} + b_hn)
 std::tuple<Tensor, Tensor, Tensor, Tensor> gru_forward(const Tensor& xw, const Tensor& h0, const Tensor& w_hh,
                                                        const std::optional<Tensor>& b_hh,
-                                                       const std::optional<Tensor>& mask, bool onednn) {
+                                                       const std::optional<Tensor>& mask) {
   check(xw, h0, w_hh, 3);
   const int64_t steps = xw.size(0), B = xw.size(1), H = h0.size(1);
   Tensor hs = Pool::empty({steps + 1, B, H}, xw.options());
@@ -608,67 +652,60 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_forward(const Tensor& xw, const T
   Tensor gates = Pool::empty({steps, B, 3 * H}, xw.options()), h_n = Pool::empty({steps, B, H}, xw.options());
   Tensor out = Pool::empty({steps, B, H}, xw.options());
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnlab_gru_forward", [&] {
-    gru_forward_impl<scalar_t>(xw, w_hh, b_hh, mask, onednn, hs, gates, h_n, out);
+    gru_forward_impl<scalar_t>(xw, w_hh, b_hh, mask, hs, gates, h_n, out);
   });
   return {out, hs, gates, h_n};
 }
 
 template <typename T>
-void gru_backward_impl(const Tensor& d_out, const Tensor& w_hh, const std::optional<Tensor>& mask, bool onednn,
+void gru_backward_impl(const Tensor& d_out, const Tensor& w_hh, const std::optional<Tensor>& mask,
                        const Tensor& hs, const Tensor& gates, const Tensor& h_n, Tensor& d_xw, Tensor& d_hw, Tensor& d_h) {
   const int64_t steps = d_out.size(0), B = d_out.size(1), H = d_h.size(1);
-  Gemm gemm(w_hh.t().contiguous(), B, onednn);  // (H, 3H)
   const T* m = mask.has_value() ? mask->const_data_ptr<T>() : nullptr;
-  Tensor d_prev = at::empty_like(d_h);
+  const T *d_out_ = d_out.const_data_ptr<T>(), *gates_ = gates.const_data_ptr<T>(), *h_n_ = h_n.const_data_ptr<T>();
+  const T* hs_ = hs.const_data_ptr<T>();
+  T *d_xw_ = d_xw.data_ptr<T>(), *d_hw_ = d_hw.data_ptr<T>();
   const Vec<T> one(1);
-  for (int64_t t = steps - 1; t >= 0; --t) {
-    const T* dout_t = d_out.const_data_ptr<T>() + t * B * H;
-    const T* g_t = gates.const_data_ptr<T>() + t * B * 3 * H;
-    const T* hn_t = h_n.const_data_ptr<T>() + t * B * H;
-    const T* h_prev = hs.const_data_ptr<T>() + t * B * H;
-    T* dx_t = d_xw.data_ptr<T>() + t * B * 3 * H;
-    T* dw_t = d_hw.data_ptr<T>() + t * B * 3 * H;
-    const T* dh = d_h.const_data_ptr<T>();
-    T* dp = d_prev.data_ptr<T>();
-    rows(B, 6 * H, [&](int64_t b) {
-      const int64_t r = b * H, r3 = b * 3 * H;
-      if (m != nullptr && m[t * B + b] == T(0)) {
-        std::fill(dx_t + r3, dx_t + r3 + 3 * H, T(0));
-        std::fill(dw_t + r3, dw_t + r3 + 3 * H, T(0));
-        std::copy(dh + r, dh + r + H, dp + r);
-        return;
-      }
-      lanes<T>(H, [&](int64_t j, int64_t n) {
-        const T* gg = g_t + r3 + j;
-        const Vec<T> rr = load(gg, n), z = load(gg + H, n), nn = load(gg + 2 * H, n);
-        const Vec<T> hn = load(hn_t + r + j, n), hp = load(h_prev + r + j, n);
-        const Vec<T> dhn = load(dh + r + j, n) + load(dout_t + r + j, n);
-        const Vec<T> d_an = dhn * (one - z) * (one - nn * nn);  // through n = tanh(...)
-        const Vec<T> d_ar = d_an * hn * rr * (one - rr);
-        const Vec<T> d_az = dhn * (hp - nn) * z * (one - z);
-        T* dx = dx_t + r3 + j;
-        T* dw = dw_t + r3 + j;
-        d_ar.store(dx, n);
-        d_az.store(dx + H, n);
-        d_an.store(dx + 2 * H, n);
-        d_ar.store(dw, n);
-        d_az.store(dw + H, n);
-        (d_an * rr).store(dw + 2 * H, n);  // r multiplies W_hn h + b_hn
-        (dhn * z).store(dp + r + j, n);
-      });
+  // dL/dh_{t-1} = dp + dL/dhw_t W_hh
+  Steps<T>(w_hh.t().contiguous(), B).backward(steps, d_hw, d_h, [&](int64_t t, int64_t b, const T* dh, T* dp) {
+    const int64_t r = (t * B + b) * H, r3 = 3 * r;
+    const T *dout_t = d_out_ + r, *g_t = gates_ + r3, *hn_t = h_n_ + r, *h_prev = hs_ + r;
+    T *dx_t = d_xw_ + r3, *dw_t = d_hw_ + r3;
+    if (m != nullptr && m[t * B + b] == T(0)) {
+      std::fill(dx_t, dx_t + 3 * H, T(0));
+      std::fill(dw_t, dw_t + 3 * H, T(0));
+      std::copy(dh, dh + H, dp);
+      return;
+    }
+    lanes<T>(H, [&](int64_t j, int64_t n) {
+      const T* gg = g_t + j;
+      const Vec<T> rr = load(gg, n), z = load(gg + H, n), nn = load(gg + 2 * H, n);
+      const Vec<T> hn = load(hn_t + j, n), hp = load(h_prev + j, n);
+      const Vec<T> dhn = load(dh + j, n) + load(dout_t + j, n);
+      const Vec<T> d_an = dhn * (one - z) * (one - nn * nn);  // through n = tanh(...)
+      const Vec<T> d_ar = d_an * hn * rr * (one - rr);
+      const Vec<T> d_az = dhn * (hp - nn) * z * (one - z);
+      T* dx = dx_t + j;
+      T* dw = dw_t + j;
+      d_ar.store(dx, n);
+      d_az.store(dx + H, n);
+      d_an.store(dx + 2 * H, n);
+      d_ar.store(dw, n);
+      d_az.store(dw + H, n);
+      (d_an * rr).store(dw + 2 * H, n);  // r multiplies W_hn h + b_hn
+      (dhn * z).store(dp + j, n);
     });
-    d_h = gemm(d_hw.select(0, t), std::nullopt, d_prev);
-  }
+  });
 }
 
 // -> (dL/dxw (T, B, 3H), dL/dhw (T, B, 3H), dL/dh_0)
 std::tuple<Tensor, Tensor, Tensor> gru_backward(const Tensor& d_out, const Tensor& d_hT, const Tensor& w_hh,
-                                                const std::optional<Tensor>& mask, bool onednn, const Tensor& hs,
+                                                const std::optional<Tensor>& mask, const Tensor& hs,
                                                 const Tensor& gates, const Tensor& h_n) {
   Tensor d_xw = Pool::empty(gates.sizes(), gates.options()), d_hw = Pool::empty(gates.sizes(), gates.options());
   Tensor d_h = d_hT.clone();
   AT_DISPATCH_FLOATING_TYPES(d_out.scalar_type(), "rnnlab_gru_backward", [&] {
-    gru_backward_impl<scalar_t>(d_out.contiguous(), w_hh, mask, onednn, hs, gates, h_n, d_xw, d_hw, d_h);
+    gru_backward_impl<scalar_t>(d_out.contiguous(), w_hh, mask, hs, gates, h_n, d_xw, d_hw, d_h);
   });
   return {d_xw, d_hw, d_h};
 }
@@ -677,87 +714,77 @@ std::tuple<Tensor, Tensor, Tensor> gru_backward(const Tensor& d_out, const Tenso
 
 template <typename T>
 void rnn_forward_impl(const Tensor& xw, const Tensor& w_hh, const std::optional<Tensor>& b_hh,
-                      const std::optional<Tensor>& mask, bool relu, bool onednn, Tensor& hs, Tensor& out) {
+                      const std::optional<Tensor>& mask, bool relu, Tensor& hs, Tensor& out) {
   const int64_t steps = xw.size(0), B = xw.size(1), H = hs.size(2);
-  Gemm gemm(w_hh, B, onednn);
   const T* m = mask.has_value() ? mask->const_data_ptr<T>() : nullptr;
-  for (int64_t t = 0; t < steps; ++t) {
-    const Tensor pre = gemm(hs.select(0, t), b_hh, xw.select(0, t));  // (B, H) = xw_t + W_hh h + b_hh
-    const T* a_t = pre.const_data_ptr<T>();
-    const T* h_prev = hs.const_data_ptr<T>() + t * B * H;
-    T* h_new = hs.data_ptr<T>() + (t + 1) * B * H;
-    T* o_t = out.data_ptr<T>() + t * B * H;
-    rows(B, H, [&](int64_t b) {
-      const int64_t r = b * H;
-      if (m != nullptr && m[t * B + b] == T(0)) {
-        std::copy(h_prev + r, h_prev + r + H, h_new + r);
-        std::fill(o_t + r, o_t + r + H, T(0));
-        return;
-      }
-      lanes<T>(H, [&](int64_t j, int64_t n) {
-        const Vec<T> pre = load(a_t + r + j, n);
-        const Vec<T> h = relu ? at::vec::maximum(pre, Vec<T>(0)) : pre.tanh();
-        h.store(h_new + r + j, n);
-        h.store(o_t + r + j, n);
-      });
+  T *hs_ = hs.data_ptr<T>(), *out_ = out.data_ptr<T>();
+  // a (H) = xw_t + W_hh h_{t-1} + b_hh for row b of step t
+  Steps<T>(w_hh, B).forward(steps, hs, xw, b_hh, [&](int64_t t, int64_t b, const T* a) {
+    const int64_t r = (t * B + b) * H;
+    const T* h_prev = hs_ + r;
+    T *h_new = hs_ + r + B * H, *o_t = out_ + r;
+    if (m != nullptr && m[t * B + b] == T(0)) {
+      std::copy(h_prev, h_prev + H, h_new);
+      std::fill(o_t, o_t + H, T(0));
+      return;
+    }
+    lanes<T>(H, [&](int64_t j, int64_t n) {
+      const Vec<T> pre = load(a + j, n);
+      const Vec<T> h = relu ? at::vec::maximum(pre, Vec<T>(0)) : pre.tanh();
+      h.store(h_new + j, n);
+      h.store(o_t + j, n);
     });
-  }
+  });
 }
 
 // -> (out (T, B, H), hs (T+1, B, H))
 std::tuple<Tensor, Tensor> rnn_forward(const Tensor& xw, const Tensor& h0, const Tensor& w_hh,
-                                       const std::optional<Tensor>& b_hh, const std::optional<Tensor>& mask, bool relu,
-                                       bool onednn) {
+                                       const std::optional<Tensor>& b_hh, const std::optional<Tensor>& mask, bool relu) {
   check(xw, h0, w_hh, 1);
   const int64_t steps = xw.size(0), B = xw.size(1), H = h0.size(1);
   Tensor hs = Pool::empty({steps + 1, B, H}, xw.options());
   hs.select(0, 0).copy_(h0);
   Tensor out = Pool::empty({steps, B, H}, xw.options());
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnlab_rnn_forward", [&] {
-    rnn_forward_impl<scalar_t>(xw, w_hh, b_hh, mask, relu, onednn, hs, out);
+    rnn_forward_impl<scalar_t>(xw, w_hh, b_hh, mask, relu, hs, out);
   });
   return {out, hs};
 }
 
 template <typename T>
 void rnn_backward_impl(const Tensor& d_out, const Tensor& w_hh, const std::optional<Tensor>& mask, const Tensor& hs,
-                       bool relu, bool onednn, Tensor& d_pre, Tensor& d_h) {
+                       bool relu, Tensor& d_pre, Tensor& d_h) {
   const int64_t steps = d_out.size(0), B = d_out.size(1), H = d_h.size(1);
-  Gemm gemm(w_hh.t().contiguous(), B, onednn);
   const T* m = mask.has_value() ? mask->const_data_ptr<T>() : nullptr;
-  Tensor d_prev = at::empty_like(d_h);
+  const T *d_out_ = d_out.const_data_ptr<T>(), *hs_ = hs.const_data_ptr<T>();
+  T* d_pre_ = d_pre.data_ptr<T>();
   const Vec<T> one(1), zero(0);
-  for (int64_t t = steps - 1; t >= 0; --t) {
-    const T* dout_t = d_out.const_data_ptr<T>() + t * B * H;
-    const T* h_t = hs.const_data_ptr<T>() + (t + 1) * B * H;
-    T* dpre_t = d_pre.data_ptr<T>() + t * B * H;
-    const T* dh = d_h.const_data_ptr<T>();
-    T* dp = d_prev.data_ptr<T>();
-    rows(B, 2 * H, [&](int64_t b) {
-      const int64_t r = b * H;
-      if (m != nullptr && m[t * B + b] == T(0)) {
-        std::fill(dpre_t + r, dpre_t + r + H, T(0));
-        std::copy(dh + r, dh + r + H, dp + r);
-        return;
-      }
-      lanes<T>(H, [&](int64_t j, int64_t n) {
-        const Vec<T> h = load(h_t + r + j, n);
-        const Vec<T> dhn = load(dh + r + j, n) + load(dout_t + r + j, n);
-        const Vec<T> slope = relu ? ((h > zero) & one) : one - h * h;
-        (dhn * slope).store(dpre_t + r + j, n);
-        zero.store(dp + r + j, n);
-      });
+  // dL/dh_{t-1} = dp + dL/dpre_t W_hh
+  Steps<T>(w_hh.t().contiguous(), B).backward(steps, d_pre, d_h, [&](int64_t t, int64_t b, const T* dh, T* dp) {
+    const int64_t r = (t * B + b) * H;
+    const T *dout_t = d_out_ + r, *h_t = hs_ + r + B * H;
+    T* dpre_t = d_pre_ + r;
+    if (m != nullptr && m[t * B + b] == T(0)) {
+      std::fill(dpre_t, dpre_t + H, T(0));
+      std::copy(dh, dh + H, dp);
+      return;
+    }
+    lanes<T>(H, [&](int64_t j, int64_t n) {
+      const Vec<T> h = load(h_t + j, n);
+      const Vec<T> dhn = load(dh + j, n) + load(dout_t + j, n);
+      const Vec<T> slope = relu ? ((h > zero) & one) : one - h * h;
+      (dhn * slope).store(dpre_t + j, n);
+      zero.store(dp + j, n);
     });
-    d_h = gemm(d_pre.select(0, t), std::nullopt, d_prev);
-  }
+  });
 }
 
 // -> (dL/d(pre-activation) (T, B, H): dL/dxw and dL/dhw alike, dL/dh_0)
 std::tuple<Tensor, Tensor> rnn_backward(const Tensor& d_out, const Tensor& d_hT, const Tensor& w_hh,
-                                        const std::optional<Tensor>& mask, const Tensor& hs, bool relu, bool onednn) {
+                                        const std::optional<Tensor>& mask, const Tensor& hs, bool relu) {
   Tensor d_pre = Pool::empty({d_out.size(0), d_out.size(1), d_hT.size(1)}, d_out.options()), d_h = d_hT.clone();
   AT_DISPATCH_FLOATING_TYPES(d_out.scalar_type(), "rnnlab_rnn_backward", [&] {
-    rnn_backward_impl<scalar_t>(d_out.contiguous(), w_hh, mask, hs, relu, onednn, d_pre, d_h);
+    rnn_backward_impl<scalar_t>(d_out.contiguous(), w_hh, mask, hs, relu, d_pre, d_h);
   });
   return {d_pre, d_h};
 }
@@ -984,17 +1011,17 @@ Tensor transpose(const Tensor& src) {
 }  // namespace
 
 TORCH_LIBRARY(rnnlab_native, m) {
-  m.def("lstm_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, Tensor? b_hh, Tensor? peep, Tensor? mask, bool onednn)"
+  m.def("lstm_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, Tensor? b_hh, Tensor? peep, Tensor? mask)"
         " -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
-  m.def("lstm_backward(Tensor d_out, Tensor d_hT, Tensor d_cT, Tensor w_hh, Tensor? peep, Tensor? mask, bool onednn, Tensor cs,"
+  m.def("lstm_backward(Tensor d_out, Tensor d_hT, Tensor d_cT, Tensor w_hh, Tensor? peep, Tensor? mask, Tensor cs,"
         " Tensor gates, Tensor tanh_c) -> (Tensor, Tensor, Tensor)");
-  m.def("lnlstm_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, Tensor norm, float eps, Tensor? mask, bool onednn)"
+  m.def("lnlstm_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, Tensor norm, float eps, Tensor? mask)"
         " -> Tensor[]");
-  m.def("lnlstm_backward(Tensor d_out, Tensor d_hT, Tensor d_cT, Tensor w_hh, Tensor norm, Tensor? mask, bool onednn,"
+  m.def("lnlstm_backward(Tensor d_out, Tensor d_hT, Tensor d_cT, Tensor w_hh, Tensor norm, Tensor? mask,"
         " Tensor cs, Tensor gates, Tensor xhat_h, Tensor rstd_h, Tensor xhat_c, Tensor rstd_c, Tensor tanh_c) -> Tensor[]");
-  m.def("gru_forward(Tensor xw, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? mask, bool onednn)"
+  m.def("gru_forward(Tensor xw, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? mask)"
         " -> (Tensor, Tensor, Tensor, Tensor)");
-  m.def("gru_backward(Tensor d_out, Tensor d_hT, Tensor w_hh, Tensor? mask, bool onednn, Tensor hs, Tensor gates,"
+  m.def("gru_backward(Tensor d_out, Tensor d_hT, Tensor w_hh, Tensor? mask, Tensor hs, Tensor gates,"
         " Tensor h_n)"
         " -> (Tensor, Tensor, Tensor)");
   m.def("scan_forward(Tensor a, Tensor b, Tensor h0) -> Tensor");
@@ -1002,9 +1029,9 @@ TORCH_LIBRARY(rnnlab_native, m) {
   m.def("minimal_forward(Tensor xw, Tensor h0, Tensor? mask, bool lstm) -> Tensor");
   m.def("minimal_backward(Tensor d_out, Tensor xw, Tensor out, Tensor h0, Tensor? mask, bool lstm) -> (Tensor, Tensor)");
   m.def("transpose(Tensor src) -> Tensor");
-  m.def("rnn_forward(Tensor xw, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? mask, bool relu, bool onednn)"
+  m.def("rnn_forward(Tensor xw, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? mask, bool relu)"
         " -> (Tensor, Tensor)");
-  m.def("rnn_backward(Tensor d_out, Tensor d_hT, Tensor w_hh, Tensor? mask, Tensor hs, bool relu, bool onednn)"
+  m.def("rnn_backward(Tensor d_out, Tensor d_hT, Tensor w_hh, Tensor? mask, Tensor hs, bool relu)"
         " -> (Tensor, Tensor)");
 }
 
