@@ -1,11 +1,12 @@
 """rnnlab's fused CPU kernels (rnnlab/csrc/recurrence.cpp): the hand-written BPTT of rnnlab/bptt.py
-with each step's elementwise maths in one SIMD pass instead of ten tensor operations, each step's
-matrix product through oneDNN (W_hh reordered once) or the BLAS, buffers pooled; and the minimal
-RNNs' scan with its coefficients formed inside the loop.
+with each step's elementwise maths in one SIMD pass instead of ten tensor operations and each
+step's matrix product formed by the kernels themselves (W_hh packed once, every thread owning rows
+of the batch for the whole sequence), buffers pooled; the weight gradients as one product over all
+steps each; and the minimal RNNs' scan with its coefficients formed inside the loop.
 
     recurrence(cell, xw, state, mask)   a layer's recurrence from its projected input (bptt.recurrence)
     layer(cell, seq, state, mask)       projection and recurrence as one Function, whose backward
-                                        forms dL/dW_ih and dL/dW_hh through oneDNN
+                                        forms dL/dW_ih and dL/dW_hh with the kernels' own product
     minimal_scan(lstm, xw, h0, mask)    minGRU / minLSTM (rnnlab.scan.linear_scan)
     input_linear(x, W, b)               F.linear through oneDNN (float32 on a CPU)
 
@@ -183,7 +184,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
 
     The input projection of a whole sequence is one large GEMM; oneDNN ran it at 248 GFLOP/s where
     the BLAS behind F.linear reached 140 (8192 x 512 x 2048, this CPU), and dL/dx at 306 vs 189.
-    dL/dW goes through oneDNN too when the kernels are built (``_weight_gradient``)."""
+    dL/dW goes through the kernels' own product when they are built (``_weight_gradient``)."""
     return _Linear.apply(x, weight, bias)
 
 
@@ -205,7 +206,7 @@ class _Linear(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             d_x = _linear2d(d2, weight.t(), None, onednn=True).view(ctx.shape)
         if ctx.needs_input_grad[1]:
-            d_w = _weight_gradient(d2, x2, available())
+            d_w = _weight_gradient(d2, x2)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             d_b = d2.sum(0)
         return d_x, d_w, d_b
@@ -280,7 +281,7 @@ def layer(cell, seq: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor,
     """A whole layer through the fused kernels, input projection included: seq (T, B, I) ->
     (outputs (T, B, H), final state), as ``recurrence(cell, cell.project(seq), ...)`` for a cell whose
     projection is the plain W_ih x + b_ih. One autograd Function, so that its backward can form
-    dL/dW_ih and dL/dW_hh with oneDNN from operands laid out for it (``_weight_gradient``)."""
+    dL/dW_ih and dL/dW_hh with the kernels' own product (``_weight_gradient``)."""
     extra = tuple(cell.extra_parameters())
     m = _mask(mask, seq.dtype)
     result = _Layer.apply(
@@ -303,18 +304,13 @@ def _large_onednn(dtype: torch.dtype) -> bool:
     return dtype == torch.float32 and onednn_available()
 
 
-TRANSPOSED_FROM = 256  # smallest G and K for which transposing pays (below, the BLAS's dW was faster)
-
-
-def _weight_gradient(d: Tensor, a: Tensor, onednn: bool, d_t: Tensor | None = None) -> Tensor:
-    """dL/dW = d^T a summed over all steps and rows: d (N, G), a (N, K) -> (G, K). Through oneDNN
-    with both operands transposed so that N is contiguous (a blocked transpose in C++, then
-    oneDNN's product at its full speed; ``d_t``: d already transposed) when G and K are both at
-    least ``TRANSPOSED_FROM``, else through the BLAS."""
-    if onednn and min(d.shape[1], a.shape[1]) >= TRANSPOSED_FROM:
-        ops = load()
-        d_t = ops.transpose(d) if d_t is None else d_t
-        return _linear2d(d_t, ops.transpose(a), None, onednn=True)
+def _weight_gradient(d: Tensor, a: Tensor) -> Tensor:
+    """dL/dW = d^T a summed over all steps and rows: d (N, G), a (N, K) -> (G, K). Through the
+    kernels' own product where they are built (neither operand transposed: tiles of dL/dW sum over N
+    in registers; 330-430 GFLOP/s on this CPU where the BLAS behind ``d.t() @ a`` reached 160-195
+    and oneDNN from transposed copies 195-320, benchmarks/recurrent_speed.py's sizes), else the BLAS."""
+    if available():
+        return load().weight_gradient(d, a)
     return d.t() @ a
 
 
@@ -394,7 +390,7 @@ class _Native(torch.autograd.Function):
     def backward(ctx, d_out: Tensor, *d_final):
         d_xw, d_hw, d_state, extra, hs = _backward(ctx, ctx.saved_tensors, d_out, d_final)
         flat_d_hw = d_hw.reshape(-1, d_hw.shape[-1])  # (T*B, G*H)
-        d_weight_hh = _weight_gradient(flat_d_hw, hs[:-1].reshape(-1, hs.shape[-1]), ctx.large_onednn)  # ONE GEMM
+        d_weight_hh = _weight_gradient(flat_d_hw, hs[:-1].reshape(-1, hs.shape[-1]))  # ONE GEMM
         d_bias = flat_d_hw.sum(0) if ctx.has_bias else None
         return (None, None, None, d_xw, *d_state, d_weight_hh, d_bias, *extra)
 
@@ -427,11 +423,8 @@ class _Layer(torch.autograd.Function):
         if ctx.needs_input_grad[3]:
             d_x = _linear2d(flat_d_xw, weight_ih.t(), None, ctx.large_onednn).view(ctx.seq_shape)
         h_prev = hs[:-1].reshape(-1, hs.shape[-1])  # (T*B, H)
-        d_xw_t = None  # dL/dxw transposed once for both weight gradients when dL/dhw is the same tensor
-        if ctx.large_onednn and d_hw is d_xw and min(G, x2.shape[1], h_prev.shape[1]) >= TRANSPOSED_FROM:
-            d_xw_t = load().transpose(flat_d_xw)  # (G*H, T*B)
-        d_weight_ih = _weight_gradient(flat_d_xw, x2, ctx.large_onednn, d_xw_t)
-        d_weight_hh = _weight_gradient(flat_d_hw, h_prev, ctx.large_onednn, d_xw_t)
+        d_weight_ih = _weight_gradient(flat_d_xw, x2)
+        d_weight_hh = _weight_gradient(flat_d_hw, h_prev)
         sum_d_xw = flat_d_xw.sum(0)  # both biases' gradient when dL/dhw is dL/dxw
         d_bias_ih = sum_d_xw if ctx.has_bias_ih else None
         d_bias_hh = (sum_d_xw if d_hw is d_xw else flat_d_hw.sum(0)) if ctx.has_bias else None

@@ -977,35 +977,95 @@ std::tuple<Tensor, Tensor> minimal_backward(const Tensor& d_out, const Tensor& x
   return {d_xw, d_h0};
 }
 
-// ------------------------------------------------------------------------------- blocked transpose
-// (R, C) -> (C, R), in tiles that stay in cache both ways: the weight gradients' operands, with the
-// summed dimension (steps x batch) contiguous, as oneDNN's matrix product wants them.
-
+// ------------------------------------------------------------------------------- weight gradients
+// dL/dW = d^T a summed over every step and row: d (N, G), a (N, K) -> (G, K), neither operand
+// transposed. A tile of MR rows x NR vectors of columns of dL/dW sums over N in registers: at each n
+// MR values of d's row broadcast, NR vectors of a's row loaded whole. N goes in chunks of NC, so that
+// the chunk of a's columns a tile reads stays in L1 and the chunk of d in L2; threads own rows of dL/dW.
 template <typename T>
-void transpose_impl(const T* src, T* dst, int64_t R, int64_t C) {
-  constexpr int64_t kTile = 32;
-  const int64_t row_tiles = (R + kTile - 1) / kTile;
-  at::parallel_for(0, row_tiles, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t rt = lo; rt < hi; ++rt) {
-      const int64_t r0 = rt * kTile, r1 = std::min(R, r0 + kTile);
-      for (int64_t c0 = 0; c0 < C; c0 += kTile) {
-        const int64_t c1 = std::min(C, c0 + kTile);
-        for (int64_t c = c0; c < c1; ++c) {
-          for (int64_t r = r0; r < r1; ++r) dst[c * R + r] = src[r * C + c];
+class OuterSum {
+ public:
+  static constexpr int64_t V = RowGemm<T>::V, NR = RowGemm<T>::NR, P = RowGemm<T>::P, MR = RowGemm<T>::MR;
+  static constexpr int64_t NC = 256;
+
+  static void run(const T* d, const T* a, T* out, int64_t N, int64_t G, int64_t K) {
+    at::parallel_for(0, (G + MR - 1) / MR, 1, [&](int64_t lo, int64_t hi) {
+      const int64_t g_lo = lo * MR, g_hi = std::min(G, hi * MR);
+      std::fill(out + g_lo * K, out + g_hi * K, T(0));
+      for (int64_t n0 = 0; n0 < N; n0 += NC) {
+        const int64_t nc = std::min(NC, N - n0);
+        for (int64_t k0 = 0; k0 < K; k0 += P) {
+          const int64_t cols = std::min(P, K - k0);
+          for (int64_t g = g_lo; g < g_hi; g += MR) {
+            const T* dd = d + n0 * G + g;
+            const T* aa = a + n0 * K + k0;
+            T* o = out + g * K + k0;
+            switch (std::min(MR, g_hi - g)) {
+              case 1: block<1>(dd, aa, o, nc, G, K, cols); break;
+              case 2: block<2>(dd, aa, o, nc, G, K, cols); break;
+              case 3: block<3>(dd, aa, o, nc, G, K, cols); break;
+              case 4: block<4>(dd, aa, o, nc, G, K, cols); break;
+#if defined(CPU_CAPABILITY_AVX512)
+              case 5: block<5>(dd, aa, o, nc, G, K, cols); break;
+              case 6: block<6>(dd, aa, o, nc, G, K, cols); break;
+              case 7: block<7>(dd, aa, o, nc, G, K, cols); break;
+              case 8: block<8>(dd, aa, o, nc, G, K, cols); break;
+#endif
+              default: TORCH_CHECK(false, "rnnlab native: row block");
+            }
+          }
+        }
+      }
+    });
+  }
+
+ private:
+  // out (M rows, ld K) += d[:nc, :M]^T a[:nc, :cols]; d ld G, a ld K
+  template <int64_t M>
+  static void block(const T* d, const T* a, T* out, int64_t nc, int64_t G, int64_t K, int64_t cols) {
+    Vec<T> acc[M][NR];
+    int64_t count[NR];
+    for (int64_t v = 0; v < NR; ++v) count[v] = std::clamp<int64_t>(cols - v * V, 0, V);
+    for (int64_t m = 0; m < M; ++m) {
+      for (int64_t v = 0; v < NR; ++v) acc[m][v] = count[v] > 0 ? load(out + m * K + v * V, count[v]) : Vec<T>(0);
+    }
+    if (cols == P) {
+      for (int64_t n = 0; n < nc; ++n) {
+        Vec<T> w[NR];
+        for (int64_t v = 0; v < NR; ++v) w[v] = Vec<T>::loadu(a + n * K + v * V);
+        for (int64_t m = 0; m < M; ++m) {
+          const Vec<T> xb(d[n * G + m]);
+          for (int64_t v = 0; v < NR; ++v) acc[m][v] = at::vec::fmadd(xb, w[v], acc[m][v]);
+        }
+      }
+    } else {  // the last columns of a (K not a multiple of P)
+      for (int64_t n = 0; n < nc; ++n) {
+        Vec<T> w[NR];
+        for (int64_t v = 0; v < NR; ++v) w[v] = count[v] > 0 ? load(a + n * K + v * V, count[v]) : Vec<T>(0);
+        for (int64_t m = 0; m < M; ++m) {
+          const Vec<T> xb(d[n * G + m]);
+          for (int64_t v = 0; v < NR; ++v) acc[m][v] = at::vec::fmadd(xb, w[v], acc[m][v]);
         }
       }
     }
-  });
-}
+    for (int64_t m = 0; m < M; ++m) {
+      for (int64_t v = 0; v < NR; ++v) {
+        if (count[v] > 0) acc[m][v].store(out + m * K + v * V, count[v]);
+      }
+    }
+  }
+};
 
-Tensor transpose(const Tensor& src) {
-  TORCH_CHECK(src.dim() == 2, "rnnlab native: transpose takes a matrix");
-  const Tensor s = src.contiguous();
-  Tensor dst = Pool::empty({s.size(1), s.size(0)}, s.options());
-  AT_DISPATCH_FLOATING_TYPES(s.scalar_type(), "rnnlab_transpose", [&] {
-    transpose_impl<scalar_t>(s.const_data_ptr<scalar_t>(), dst.data_ptr<scalar_t>(), s.size(0), s.size(1));
+// d (N, G), a (N, K) -> d^T a (G, K)
+Tensor weight_gradient(const Tensor& d, const Tensor& a) {
+  TORCH_CHECK(d.dim() == 2 && a.dim() == 2 && d.size(0) == a.size(0), "rnnlab native: weight gradient sizes disagree");
+  const Tensor dc = d.contiguous(), ac = a.contiguous();
+  Tensor out = at::empty({d.size(1), a.size(1)}, d.options());
+  AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "rnnlab_weight_gradient", [&] {
+    OuterSum<scalar_t>::run(dc.const_data_ptr<scalar_t>(), ac.const_data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), d.size(0),
+                            d.size(1), a.size(1));
   });
-  return dst;
+  return out;
 }
 
 }  // namespace
@@ -1028,7 +1088,7 @@ TORCH_LIBRARY(rnnlab_native, m) {
   m.def("scan_backward(Tensor d_out, Tensor a, Tensor out, Tensor h0) -> (Tensor, Tensor, Tensor)");
   m.def("minimal_forward(Tensor xw, Tensor h0, Tensor? mask, bool lstm) -> Tensor");
   m.def("minimal_backward(Tensor d_out, Tensor xw, Tensor out, Tensor h0, Tensor? mask, bool lstm) -> (Tensor, Tensor)");
-  m.def("transpose(Tensor src) -> Tensor");
+  m.def("weight_gradient(Tensor d, Tensor a) -> Tensor");
   m.def("rnn_forward(Tensor xw, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? mask, bool relu)"
         " -> (Tensor, Tensor)");
   m.def("rnn_backward(Tensor d_out, Tensor d_hT, Tensor w_hh, Tensor? mask, Tensor hs, bool relu)"
@@ -1046,7 +1106,7 @@ TORCH_LIBRARY_IMPL(rnnlab_native, CPU, m) {
   m.impl("scan_backward", &scan_backward);
   m.impl("minimal_forward", &minimal_forward);
   m.impl("minimal_backward", &minimal_backward);
-  m.impl("transpose", &transpose);
+  m.impl("weight_gradient", &weight_gradient);
   m.impl("rnn_forward", &rnn_forward);
   m.impl("rnn_backward", &rnn_backward);
 }
