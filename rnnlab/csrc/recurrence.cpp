@@ -472,7 +472,7 @@ void lnlstm_forward_impl(const Tensor& xw, const Tensor& w_hh, const Tensor& nor
     }
     const auto [mean_h, inv_h] = row_moments<T>(hw, G, eps);
     rstd_h_[t * B + b] = inv_h;
-    lanes<T>(G, [&](int64_t j, int64_t n) {  // the normalised hidden then a = xw + gamma LN(hw) + b
+    lanes<T>(G, [&](int64_t j, int64_t n) {  // the normalised hidden product, then a = xw + gamma LN(hw) + b
       const Vec<T> xh = (load(hw + j, n) - Vec<T>(mean_h)) * Vec<T>(inv_h);
       xh.store(xh_t + j, n);
       (load(x_t + j, n) + load(gamma_h + j, n) * xh + load(beta_h + j, n)).store(g_t + j, n);
