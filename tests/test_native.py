@@ -115,6 +115,17 @@ def test_onednn_linear_equals_f_linear():
         torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("N", "G", "K"), [(5, 13, 3), (300, 2059, 37)])  # (300, 2059, 37): d copied into blocks first
+def test_weight_gradient_equals_d_transposed_times_a(N, G, K, dtype):
+    """dL/dW = d^T a by the kernels' own product: every tail (rows of dL/dW, columns of a, the last
+    chunk of N) and both ways of reading d."""
+    torch.manual_seed(7)
+    d, a = torch.randn(N, G, dtype=dtype), torch.randn(N, K, dtype=dtype)
+    tolerance = 1e-4 if dtype == torch.float32 else 1e-10
+    torch.testing.assert_close(native.load().weight_gradient(d, a), d.t() @ a, rtol=tolerance, atol=tolerance)
+
+
 def test_other_cases_take_the_python_path():
     cell = CELLS["lstm"](3, 4)
     xw = torch.randn(5, 2, 16)
