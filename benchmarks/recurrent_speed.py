@@ -17,6 +17,10 @@ fused kernels reach beside a large sgemm's, measured in the same run. It is wher
 ``Recurrent._handwritten_wins`` (GRU and RNN: fused kernels; ``HANDWRITTEN_UP_TO`` without them)
 comes from.
 
+The charlm table times the same at the default character model's layer (input 64, H 768, B 32,
+T 128): the LSTM, the layer-norm LSTM and the GRU through the fused kernels against torch.nn.LSTM
+(GRU: torch.nn.GRU).
+
 The ragged table times bidirectional LSTMs over batches of mixed lengths (lengths uniform in
 [T/5, T]): torch.nn over a packed sequence (``pack_padded_sequence``, the usual way) against
 rnnlab's fused path, which runs torch's unpacked kernel between distinct lengths
@@ -59,7 +63,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument(
-        "--tables", nargs="+", choices=["dense", "ragged", "handwritten"], default=["dense", "ragged", "handwritten"]
+        "--tables",
+        nargs="+",
+        choices=["dense", "ragged", "handwritten", "charlm"],
+        default=["dense", "ragged", "handwritten", "charlm"],
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -72,6 +79,8 @@ def main() -> None:
         ragged(args.repeats)
     if "handwritten" in args.tables:
         handwritten(args.repeats)
+    if "charlm" in args.tables:
+        charlm(args.repeats)
 
 
 def dense(repeats: int) -> None:
@@ -153,6 +162,29 @@ def handwritten(repeats: int) -> None:
                 f"{tps['fused'] / tps['torch']:>12.2f}x {flops / times['fused'] / 1e9:>8.1f}",
                 flush=True,
             )
+
+
+CHARLM_SIZE = (32, 128, 64, 768)  # (B, T, I, H): the default character model's layer and batch
+
+
+def charlm(repeats: int) -> None:
+    """The fused kernels against torch's kernel at the default character model's size, which is
+    what ``Recurrent._handwritten_wins`` weighs for the LSTM on equal lengths."""
+    B, T, In, H = CHARLM_SIZE
+    print(f"the character model's layer: B {B}, T {T}, input {In}, H {H} (forward + backward, ms per pass)")
+    print(f"{'cell':8} | {'reference':>15} {'ms':>7} | {'fused kernels ms':>16} {'ratio':>6}")
+    for name in ("lstm", "lnlstm", "gru"):
+        torch.manual_seed(0)
+        reference = MODULES.get(name, nn.LSTM)(In, H, batch_first=True)
+        ours = Recurrent(CELLS[name], In, H)
+        x = torch.randn(B, T, In)
+        times = interleaved_medians({"torch": fwd_bwd(reference, x), "fused": fwd_bwd(ours.forward_handwritten, x)}, repeats)
+        ref_name = f"torch.nn.{type(reference).__name__}"
+        print(
+            f"{name:8} | {ref_name:>15} {1e3 * times['torch']:>7.1f} | {1e3 * times['fused']:>16.1f} "
+            f"{times['torch'] / times['fused']:>5.2f}x",
+            flush=True,
+        )
 
 
 def ragged(repeats: int) -> None:
