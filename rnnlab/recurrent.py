@@ -163,9 +163,10 @@ class Recurrent(nn.Module):
         """Whether, for a cell torch has a kernel for, the hand-written path is the faster one here:
         measured (benchmarks/recurrent_speed.py, tables handwritten and ragged), when training on a
         CPU. Through the fused kernels of rnnlab/native.py: the GRU and the vanilla RNN at every
-        measured size (1.2-2.4x torch's kernels), and the LSTM on batches of mixed lengths (one masked
-        pass beat the fused kernel run between distinct lengths, 1.1-1.6x); not the LSTM on equal
-        lengths, where torch's oneDNN kernel stays ahead (0.8-0.9x). Without the fused kernels: the
+        measured size (2.3-6.9x torch's kernels), and the LSTM on batches of mixed lengths (one masked
+        pass beat the fused kernel run between distinct lengths, 1.6-2.4x); not the LSTM on equal
+        lengths, where the kernels are about even with torch's oneDNN kernel (0.87-1.12x) and behind
+        it at the character model's size (0.93-0.95x, table charlm). Without the fused kernels: the
         GRU and RNN up to ``HANDWRITTEN_UP_TO`` hidden units."""
         cell = self.cells[0]
         if x.device.type != "cpu" or not torch.is_grad_enabled() or not isinstance(cell, (GRUCell, RNNCell, LSTMCell)):
