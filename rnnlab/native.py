@@ -48,9 +48,11 @@ _why_not = ""
 _enabled = True  # False inside ``disabled()``
 
 
-def _flags() -> list[str]:
-    """Compiler flags: ATen's widest vectors this CPU runs (as torch picks them), else portable code."""
-    flags = ["-O3", "-fopenmp"]  # at::parallel_for is OpenMP in torch's CPU builds: without it, one thread
+def _flags(openmp: bool = True) -> list[str]:
+    """Compiler flags: ATen's widest vectors this CPU runs (as torch picks them), else portable code;
+    OpenMP, which ATen's ``parallel_for`` is written in for torch's CPU builds (without it the
+    kernels run on one thread: correct, slower)."""
+    flags = ["-O3"] + (["-fopenmp"] if openmp else [])
     capability = torch.backends.cpu.get_cpu_capability()
     if capability == "AVX512":
         flags += ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-DCPU_CAPABILITY=AVX512"]
@@ -78,6 +80,31 @@ def _find_ninja() -> None:
             os.environ["PATH"] = f"{here}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
+def _build() -> None:
+    """Build (or load from the cache) and register the kernels: with OpenMP, or, where the compiler
+    has none (Apple's clang), without it."""
+    from torch.utils import cpp_extension
+
+    _find_ninja()
+    for openmp in (True, False):
+        flags = _flags(openmp)
+        name, root = _build_directory(flags)
+        try:
+            cpp_extension.load(
+                name,
+                [str(SOURCE)],
+                extra_cflags=flags,
+                extra_ldflags=["-fopenmp"] if openmp else [],
+                build_directory=str(root),
+                is_python_module=False,
+                verbose=False,
+            )
+            return
+        except Exception:
+            if not openmp:
+                raise
+
+
 def load():
     """torch.ops.rnnlab_native, building the kernels on first use; None (and one warning) if they cannot be."""
     global _ops, _why_not
@@ -86,20 +113,7 @@ def load():
             _ops, _why_not = False, "RNNLAB_NATIVE=0"
         else:
             try:
-                from torch.utils import cpp_extension
-
-                _find_ninja()
-                flags = _flags()
-                name, root = _build_directory(flags)
-                cpp_extension.load(
-                    name,
-                    [str(SOURCE)],
-                    extra_cflags=flags,
-                    extra_ldflags=["-fopenmp"],
-                    build_directory=str(root),
-                    is_python_module=False,
-                    verbose=False,
-                )
+                _build()
                 _ops = torch.ops.rnnlab_native
             except Exception as error:  # no compiler, no ninja, a read-only cache: the Python path still works
                 _ops, _why_not = (

@@ -168,6 +168,18 @@ def test_without_the_kernels_the_python_path_runs(env, expected, tmp_path):
     assert result.stdout.strip().startswith(expected), result.stdout
 
 
+def test_a_compiler_without_openmp_still_builds_the_kernels(tmp_path):
+    """Where the compiler has no OpenMP (Apple's clang), the kernels build without it (one thread
+    per parallel region: the same results) and nothing is said."""
+    compiler = tmp_path / "cxx"
+    compiler.write_text('#!/bin/sh\ncase "$*" in *-fopenmp*) echo "no OpenMP here" >&2; exit 1;; esac\nexec c++ "$@"\n')
+    compiler.chmod(0o755)
+    environment = {**os.environ, "RNNLAB_CACHE": str(tmp_path / "cache"), "CXX": str(compiler)}
+    result = subprocess.run([sys.executable, "-c", SCRIPT], env=environment, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("True 0"), result.stdout
+
+
 @pytest.mark.parametrize("name", ["mingru", "minlstm"])
 def test_fused_minimal_scan_equals_the_python_scan(name):
     from rnnlab.scan import linear_scan

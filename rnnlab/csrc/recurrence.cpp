@@ -133,6 +133,29 @@ void check(const Tensor& xw, const Tensor& h0, const Tensor& w_hh, int64_t gates
               "rnnlab native: sizes disagree");
 }
 
+// The one micro-kernel of the kernels' matrix products (a step's, the weight gradients'): for k in
+// [0, K), acc[m][v] += x[m x_m + k x_k] * w[k w_k + v V], M rows x NR vectors of accumulators held
+// in registers, each x broadcast, each row of w loaded whole (Full) or as its first count[v] lanes.
+template <bool Full, typename T, int64_t M, int64_t NR>
+inline void accumulate(Vec<T> (&acc)[M][NR], int64_t K, const T* x, int64_t x_m, int64_t x_k, const T* w, int64_t w_k,
+                       const int64_t* count) {
+  constexpr int64_t V = Vec<T>::size();
+  for (int64_t k = 0; k < K; ++k) {
+    Vec<T> wv[NR];
+    for (int64_t v = 0; v < NR; ++v) {
+      if constexpr (Full) {
+        wv[v] = Vec<T>::loadu(w + k * w_k + v * V);
+      } else {
+        wv[v] = count[v] > 0 ? load(w + k * w_k + v * V, count[v]) : Vec<T>(0);
+      }
+    }
+    for (int64_t m = 0; m < M; ++m) {
+      const Vec<T> xb(x[m * x_m + k * x_k]);
+      for (int64_t v = 0; v < NR; ++v) acc[m][v] = at::vec::fmadd(xb, wv[v], acc[m][v]);
+    }
+  }
+}
+
 // A step's product y = x w^T (+ bias) (+ add) for a range of rows, with w
 // packed once into panels of P = NR vectors of output columns (each panel K x P contiguous, zero
 // past N), and MR rows x NR vectors of accumulators held in registers through the whole sum over K.
@@ -201,15 +224,7 @@ class RowGemm {
         acc[m][v] = a;
       }
     }
-    const T* xr = x + r * K_;
-    for (int64_t k = 0; k < K_; ++k) {
-      Vec<T> w[NR];
-      for (int64_t v = 0; v < NR; ++v) w[v] = Vec<T>::loadu(panel + k * P + v * V);
-      for (int64_t m = 0; m < M; ++m) {
-        const Vec<T> xb(xr[m * K_ + k]);
-        for (int64_t v = 0; v < NR; ++v) acc[m][v] = at::vec::fmadd(xb, w[v], acc[m][v]);
-      }
-    }
+    accumulate<true>(acc, K_, x + r * K_, K_, 1, panel, P, count);  // the panel is zero past N: whole rows
     for (int64_t m = 0; m < M; ++m) {
       for (int64_t v = 0; v < NR; ++v) {
         if (count[v] > 0) acc[m][v].store(y + (r + m) * N_ + n0 + v * V, count[v]);
@@ -242,7 +257,8 @@ class Steps {
     T* a = pre.data_ptr<T>();
     const T* x = x3.const_data_ptr<T>();
     const T* add = add3.has_value() ? add3->const_data_ptr<T>() : nullptr;
-    const T* bias_ = bias.has_value() ? bias->const_data_ptr<T>() : nullptr;
+    const Tensor bias_c = bias.has_value() ? bias->contiguous() : Tensor();
+    const T* bias_ = bias.has_value() ? bias_c.const_data_ptr<T>() : nullptr;
     at::parallel_for(0, B_, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t t = 0; t < steps; ++t) {
         gemm_(x + t * B_ * K_, add == nullptr ? nullptr : add + t * B_ * N_, bias_, a, lo, hi);
@@ -390,7 +406,7 @@ std::tuple<Tensor, Tensor, Tensor> lstm_backward(const Tensor& d_out, const Tens
                                                  const Tensor& w_hh, const std::optional<Tensor>& peep,
                                                  const std::optional<Tensor>& mask, const Tensor& cs,
                                                  const Tensor& gates, const Tensor& tanh_c) {
-  Tensor d_a = Pool::empty(gates.sizes(), gates.options()), d_h = d_hT.clone(), d_c = d_cT.clone();
+  Tensor d_a = Pool::empty(gates.sizes(), gates.options()), d_h = d_hT.clone(at::MemoryFormat::Contiguous), d_c = d_cT.clone(at::MemoryFormat::Contiguous);
   AT_DISPATCH_FLOATING_TYPES(d_out.scalar_type(), "rnnlab_lstm_backward", [&] {
     lstm_backward_impl<scalar_t>(d_out.contiguous(), w_hh, peep, mask, cs, gates, tanh_c, d_a, d_h, d_c);
   });
@@ -605,7 +621,7 @@ std::vector<Tensor> lnlstm_backward(const Tensor& d_out, const Tensor& d_hT, con
                                     const Tensor& gates, const Tensor& xhat_h, const Tensor& rstd_h, const Tensor& xhat_c,
                                     const Tensor& rstd_c, const Tensor& tanh_c) {
   Tensor d_a = Pool::empty(gates.sizes(), gates.options()), d_hw = Pool::empty(gates.sizes(), gates.options());
-  Tensor d_norm, d_h = d_hT.clone(), d_c = d_cT.clone();
+  Tensor d_norm, d_h = d_hT.clone(at::MemoryFormat::Contiguous), d_c = d_cT.clone(at::MemoryFormat::Contiguous);
   AT_DISPATCH_FLOATING_TYPES(d_out.scalar_type(), "rnnlab_lnlstm_backward", [&] {
     lnlstm_backward_impl<scalar_t>(d_out.contiguous(), w_hh, norm.contiguous(), mask, cs, gates, xhat_h, rstd_h,
                                    xhat_c, rstd_c, tanh_c, d_a, d_hw, d_norm, d_h, d_c);
@@ -714,7 +730,7 @@ std::tuple<Tensor, Tensor, Tensor> gru_backward(const Tensor& d_out, const Tenso
                                                 const std::optional<Tensor>& mask, const Tensor& hs,
                                                 const Tensor& gates, const Tensor& h_n) {
   Tensor d_xw = Pool::empty(gates.sizes(), gates.options()), d_hw = Pool::empty(gates.sizes(), gates.options());
-  Tensor d_h = d_hT.clone();
+  Tensor d_h = d_hT.clone(at::MemoryFormat::Contiguous);
   AT_DISPATCH_FLOATING_TYPES(d_out.scalar_type(), "rnnlab_gru_backward", [&] {
     gru_backward_impl<scalar_t>(d_out.contiguous(), w_hh, mask, hs, gates, h_n, d_xw, d_hw, d_h);
   });
@@ -793,7 +809,7 @@ void rnn_backward_impl(const Tensor& d_out, const Tensor& w_hh, const std::optio
 // -> (dL/d(pre-activation) (T, B, H): dL/dxw and dL/dhw alike, dL/dh_0)
 std::tuple<Tensor, Tensor> rnn_backward(const Tensor& d_out, const Tensor& d_hT, const Tensor& w_hh,
                                         const std::optional<Tensor>& mask, const Tensor& hs, bool relu) {
-  Tensor d_pre = Pool::empty({d_out.size(0), d_out.size(1), d_hT.size(1)}, d_out.options()), d_h = d_hT.clone();
+  Tensor d_pre = Pool::empty({d_out.size(0), d_out.size(1), d_hT.size(1)}, d_out.options()), d_h = d_hT.clone(at::MemoryFormat::Contiguous);
   AT_DISPATCH_FLOATING_TYPES(d_out.scalar_type(), "rnnlab_rnn_backward", [&] {
     rnn_backward_impl<scalar_t>(d_out.contiguous(), w_hh, mask, hs, relu, d_pre, d_h);
   });
@@ -1060,23 +1076,9 @@ class OuterSum {
       for (int64_t v = 0; v < NR; ++v) acc[m][v] = count[v] > 0 ? load(out + m * K + v * V, count[v]) : Vec<T>(0);
     }
     if (cols == P) {
-      for (int64_t n = 0; n < nc; ++n) {
-        Vec<T> w[NR];
-        for (int64_t v = 0; v < NR; ++v) w[v] = Vec<T>::loadu(a + n * K + v * V);
-        for (int64_t m = 0; m < M; ++m) {
-          const Vec<T> xb(d[n * ldd + m]);
-          for (int64_t v = 0; v < NR; ++v) acc[m][v] = at::vec::fmadd(xb, w[v], acc[m][v]);
-        }
-      }
+      accumulate<true>(acc, nc, d, 1, ldd, a, K, count);
     } else {  // the last columns of a (K not a multiple of P)
-      for (int64_t n = 0; n < nc; ++n) {
-        Vec<T> w[NR];
-        for (int64_t v = 0; v < NR; ++v) w[v] = count[v] > 0 ? load(a + n * K + v * V, count[v]) : Vec<T>(0);
-        for (int64_t m = 0; m < M; ++m) {
-          const Vec<T> xb(d[n * ldd + m]);
-          for (int64_t v = 0; v < NR; ++v) acc[m][v] = at::vec::fmadd(xb, w[v], acc[m][v]);
-        }
-      }
+      accumulate<false>(acc, nc, d, 1, ldd, a, K, count);
     }
     for (int64_t m = 0; m < M; ++m) {
       for (int64_t v = 0; v < NR; ++v) {
