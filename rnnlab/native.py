@@ -314,7 +314,7 @@ def layer(cell, seq: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor,
 
 
 def _large_onednn(dtype: torch.dtype) -> bool:
-    """Whether the products over all steps (projections, weight gradients) go through oneDNN."""
+    """Whether the products over all steps (input projections, dL/dx) go through oneDNN."""
     return dtype == torch.float32 and onednn_available()
 
 

@@ -1,7 +1,8 @@
 """The fused CPU kernels (rnnlab/native.py, rnnlab/csrc/recurrence.cpp) against the Python path of the
 same hand-written BPTT (rnnlab/bptt.py), which tests/test_bptt.py holds equal to autograd: values and
-every gradient, float32 through oneDNN and through the BLAS, float64, ragged lengths, SIMD tails; the
-oneDNN linear; and the fall-back when the kernels cannot be built."""
+every gradient, float32 and float64, ragged lengths, SIMD, panel and row-block tails; the weight
+gradients; the oneDNN linear; and the fall-backs when the kernels cannot be built (or only without
+OpenMP)."""
 
 import os
 import subprocess
@@ -206,8 +207,8 @@ def test_fused_minimal_scan_equals_the_python_scan(name):
 
 @pytest.mark.parametrize("name", NATIVE)
 def test_whole_layers_equal_python_in_float32(name):
-    """The whole-layer Function (projection, recurrence, weight gradients through oneDNN from
-    transposed operands) against the Python path, float32."""
+    """The whole-layer Function (projection through oneDNN, recurrence, weight gradients by the
+    kernels' own product) against the Python path, float32."""
     torch.manual_seed(5)
     rec = Recurrent(CELLS[name], 7, 24, num_layers=2, bidirectional=True)
     x = torch.randn(3, 11, 7, requires_grad=True)
